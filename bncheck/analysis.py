@@ -1,0 +1,74 @@
+"""Run the selected rules over the BN layers of a model -> :class:`Report`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import Settings
+from .errors import BncheckError
+from .grouping import group_layers
+from .model import BNLayer, Checkpoint, Report
+from .rules import RULES, Context
+from .rules.values import INITIAL
+
+
+def analyse(checkpoint: Checkpoint, settings: Settings) -> Report:
+    """Group, load the BN values (only those), run the rules."""
+    grouping = group_layers(checkpoint)
+    report = Report(
+        checkpoint.path,
+        checkpoint.format,
+        checkpoint.step,
+        checkpoint.step_source,
+        grouping.layers,
+        errors=list(checkpoint.problems),
+    )
+    if grouping.unconfirmed:
+        examples = ", ".join(grouping.unconfirmed[:3])
+        report.notes.append(
+            f"{len(grouping.unconfirmed)} scope(s) hold gamma/beta without moving statistics under names that do "
+            f"not say batch norm ({examples}{', ...' if len(grouping.unconfirmed) > 3 else ''}); "
+            "they may be BN layers that use batch statistics only, or another normalisation: not checked"
+        )
+    if not checkpoint.problems:
+        _load_values(grouping.layers, report)
+    counts_steps = checkpoint.step_source is not None and not checkpoint.step_source.endswith("save_counter")
+    step = checkpoint.step if counts_steps else None  # save_counter counts saves, not updates
+    context = Context(
+        step,
+        checkpoint.step_source,
+        _training_evidence(step, checkpoint.step_source, grouping.layers),
+        settings.thresholds,
+    )
+    for code, rule in RULES.items():
+        if settings.wants(code):
+            report.findings.extend(rule.run(grouping.layers, context))
+    order = {layer.name: i for i, layer in enumerate(grouping.layers)}
+    report.findings.sort(key=lambda f: (order.get(f.layer or "", -1), f.code))
+    return report
+
+
+def _load_values(layers: list[BNLayer], report: Report) -> None:
+    for layer in layers:
+        for role, variable in layer.variables.items():
+            try:
+                layer.values[role] = np.asarray(variable.load())
+            except BncheckError as exc:
+                layer.values.clear()
+                layer.unreadable = str(exc)
+                report.errors.append(str(exc))
+                break
+
+
+def _training_evidence(step: int | None, source: str | None, layers: list[BNLayer]) -> str | None:
+    """Why we believe the model was trained at all: a step count, or gamma/beta that moved."""
+    if step:
+        return f"{source} = {step}"
+    moved = [
+        layer.name
+        for layer in layers
+        if any(role in layer.values and np.any(layer.values[role] != INITIAL[role]) for role in ("gamma", "beta"))
+    ]
+    if moved:
+        return f"gamma/beta moved in {len(moved)} other layer(s), e.g. {moved[0]}"
+    return None

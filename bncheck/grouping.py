@@ -1,0 +1,95 @@
+"""Group a checkpoint's variables into BatchNormalization layers.
+
+A variable belongs to a layer when its name ends in one of the BN roles (``gamma``,
+``beta``, ``moving_mean``, ``moving_variance``) or extras (renorm, ``moving_stddev``,
+zero-debias ``moving_mean/biased``); the scope before that is the layer name. What
+follows a role (``gamma/Adam``, ``moving_mean/ExponentialMovingAverage``,
+``.OPTIMIZER_SLOT/...``) is an optimizer slot or EMA shadow and is attached to the
+variable, never counted as a layer. A scope with moving statistics is a BN layer; a
+scope with only gamma/beta is one when its name, a config or a graph says so
+(LayerNormalization has gamma/beta too), and is otherwise reported as unconfirmed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .model import ROLES, BNLayer, Checkpoint, LayerHints, Variable
+
+EXTRAS = ("renorm_mean", "renorm_stddev", "renorm_mean_weight", "renorm_stddev_weight", "moving_stddev")
+ZERO_DEBIAS = ("biased", "local_step")
+_BN_SCOPE = re.compile(r"batch_?norm|(^|[_\-.])bn(_?\d+)?($|[_\-.])|^bn", re.IGNORECASE)
+_OTHER_NORM = re.compile(r"(layer|group|instance)_?norm", re.IGNORECASE)
+# Keras 2.11+ optimizers name their slots "<Optimizer>/<slot>/<variable name>", e.g. "Adam/m/bn/gamma".
+_OPTIMIZER = re.compile(
+    r"^(adam\w*|sgd|rmsprop|adagrad|adadelta|adamax|nadam|ftrl|lion|adafactor|lamb)$", re.IGNORECASE
+)
+
+
+@dataclass
+class Grouping:
+    layers: list[BNLayer]
+    unconfirmed: list[str] = field(default_factory=list)  # scopes with gamma/beta only
+
+
+def natural_key(text: str) -> list[object]:
+    """Sort 'bn_2' before 'bn_10'."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def _attach_optimizer_slots(variables: list[Variable]) -> list[Variable]:
+    """Attach "Adam/m/<name>"-style slots to variable <name>; return the other variables."""
+    by_name = {v.name: v for v in variables}
+    rest = []
+    for variable in variables:
+        parts = variable.name.split("/")
+        if len(parts) > 2 and _OPTIMIZER.match(parts[0]):
+            for cut in (2, 1):
+                owner = by_name.get("/".join(parts[cut:]))
+                if owner is not None and owner is not variable:
+                    owner.slots.setdefault("/".join(parts[:cut]), variable)
+                    break
+            else:
+                rest.append(variable)
+        else:
+            rest.append(variable)
+    return rest
+
+
+def group_layers(checkpoint: Checkpoint) -> Grouping:
+    scopes: dict[str, dict[str, Variable]] = {}
+    slots: list[tuple[str, str, str, Variable]] = []
+    for variable in _attach_optimizer_slots(checkpoint.variables):
+        parts = variable.name.split("/")
+        for i in range(len(parts) - 1, -1, -1):
+            if parts[i] in ROLES or parts[i] in EXTRAS:
+                break
+        else:
+            continue
+        scope, role, rest = "/".join(parts[:i]), parts[i], parts[i + 1 :]
+        if not rest:
+            scopes.setdefault(scope, {})[role] = variable
+        elif len(rest) == 1 and rest[0] in ZERO_DEBIAS and role.startswith("moving_"):
+            scopes.setdefault(scope, {})[f"{role}/{rest[0]}"] = variable
+        else:
+            slots.append((scope, role, "/".join(rest), variable))
+    for scope, role, slot_name, variable in slots:
+        owner = scopes.get(scope, {}).get(role)
+        if owner is not None:
+            owner.slots.setdefault(slot_name, variable)
+
+    layers, unconfirmed = [], []
+    for scope in sorted(scopes, key=natural_key):
+        members = scopes[scope]
+        name = scope or "(root)"
+        hints = checkpoint.hints.get(name, LayerHints())
+        if not hints.is_bn:
+            continue
+        has_stats = any(role not in ("gamma", "beta") for role in members)
+        leaf = scope.rsplit("/", 1)[-1]
+        if has_stats or name in checkpoint.hints or _BN_SCOPE.search(leaf):
+            layers.append(BNLayer(name, members, hints))
+        elif not _OTHER_NORM.search(leaf):
+            unconfirmed.append(name)
+    return Grouping(layers, unconfirmed)

@@ -1,0 +1,101 @@
+"""Turn a path a user typed into a :class:`Checkpoint`, whatever it points at.
+
+Accepted: a checkpoint prefix (``model.ckpt``, ``ckpt-60``), any of its files
+(``.index``, ``.data-NNNNN-of-NNNNN``, ``.meta``), a directory with a ``checkpoint``
+state file (its latest checkpoint), a directory holding exactly one prefix, and a
+SavedModel directory (its ``variables/`` bundle).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from ..errors import InputError
+from ..model import Checkpoint
+from .tfcheckpoint import read_checkpoint
+
+EXPECTED = (
+    "expected a TensorFlow checkpoint: a prefix such as model.ckpt, one of its "
+    ".index/.data-*/.meta files, a directory with a 'checkpoint' file, or a SavedModel directory"
+)
+_DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")
+_STATE_LINE = re.compile(r'^model_checkpoint_path:\s*"((?:[^"\\]|\\.)*)"', re.MULTILINE)
+
+
+def open_model(path: str) -> Checkpoint:
+    """Read the model at ``path``; raise :class:`InputError` saying what was found instead."""
+    target = Path(path)
+    try:
+        if target.is_dir():
+            return _open_directory(target, path)
+        if target.is_file():
+            return read_checkpoint(_prefix_of_file(target), path)
+        if Path(path + ".index").is_file():
+            return read_checkpoint(path, path)
+    except OSError as exc:  # e.g. a symlink loop or a permission problem while probing
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if os.path.islink(path):
+        raise InputError(f"{path}: broken symbolic link")
+    raise InputError(f"{path}: no such file, directory or checkpoint prefix{_near_misses(target)}")
+
+
+def _prefix_of_file(file: Path) -> str:
+    name = str(file)
+    for suffix in (".index", ".meta"):
+        if name.endswith(suffix):
+            prefix = name[: -len(suffix)]
+            break
+    else:
+        match = _DATA_SUFFIX.search(name)
+        if not match:
+            raise InputError(f"{file}: not a file bncheck reads ({EXPECTED})")
+        prefix = name[: match.start()]
+    if not Path(prefix + ".index").is_file():
+        raise InputError(f"{file}: its checkpoint index {Path(prefix + '.index').name} is missing")
+    return prefix
+
+
+def _open_directory(directory: Path, shown: str) -> Checkpoint:
+    state = directory / "checkpoint"
+    if state.is_file():
+        return read_checkpoint(_latest_from_state(state), shown)
+    variables = directory / "variables" / "variables"
+    if (directory / "saved_model.pb").is_file() or Path(f"{variables}.index").is_file():
+        if not Path(f"{variables}.index").is_file():
+            raise InputError(f"{directory}: SavedModel without variables/variables.index")
+        return read_checkpoint(str(variables), shown, "SavedModel (variables)")
+    indexes = sorted(directory.glob("*.index"))
+    if len(indexes) == 1:
+        return read_checkpoint(str(indexes[0])[: -len(".index")], shown)
+    if indexes:
+        names = ", ".join(p.name[: -len(".index")] for p in indexes[:5])
+        raise InputError(f"{directory}: holds {len(indexes)} checkpoints ({names}); name one of them")
+    raise InputError(f"{directory}: no checkpoint in this directory ({EXPECTED})")
+
+
+def _latest_from_state(state: Path) -> str:
+    """The latest checkpoint named by a ``checkpoint`` state file (a text proto)."""
+    try:
+        text = state.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(f"{state}: cannot read ({exc.strerror})") from None
+    match = _STATE_LINE.search(text)
+    if not match:
+        raise InputError(f"{state}: not a checkpoint state file (no model_checkpoint_path line)")
+    named = match[1].encode().decode("unicode_escape")
+    candidates = [state.parent / named, state.parent / Path(named.replace("\\", "/")).name]
+    for prefix in candidates:
+        if Path(f"{prefix}.index").is_file():
+            return str(prefix)
+    raise InputError(f"{state}: names checkpoint '{named}', but {candidates[-1]}.index does not exist")
+
+
+def _near_misses(target: Path) -> str:
+    parent = target.parent if str(target.parent) else Path(".")
+    try:
+        near = sorted(p.name for p in parent.iterdir() if p.name.startswith(target.name))[:3]
+    except OSError:
+        return ""
+    return f" (found {', '.join(near)})" if near else ""

@@ -1,0 +1,277 @@
+"""Native reader of TensorFlow's tensor-bundle checkpoints (``.index`` + ``.data-*``).
+
+No TensorFlow: the index is a sorted table (see :mod:`.sstable`) mapping each tensor
+name to a ``BundleEntryProto`` (dtype, shape, shard, offset, size, masked CRC-32C);
+the key ``""`` holds the ``BundleHeaderProto``. Data files hold raw C-order bytes,
+memory-mapped here and read only for the tensors asked for. Facts relied on, from
+TensorFlow's ``core/util/tensor_bundle/tensor_bundle.cc``: the entry CRC is the
+masked CRC-32C of the tensor's bytes; string tensors are stored as varint64 lengths,
+a masked CRC of the lengths, then the bytes, and their CRC covers the lengths as
+uint32 (uint64 past 4 GiB), the length CRC and the bytes; partitioned variables keep
+their slices under keys made by ``checkpoint::EncodeTensorNameSlice`` (OrderedCode).
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import re
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from ..errors import FormatError, InputError, IntegrityError
+from .crc import crc32c, mask
+from .proto import tf_subset_pb2 as pb
+from .sstable import Table
+
+# TensorFlow DataType -> (name shown to users, numpy dtype of the stored bytes).
+# bfloat16 is stored as 16-bit words and widened to float32 (exactly) on read.
+DTYPES: dict[int, tuple[str, str]] = {
+    pb.DT_FLOAT: ("float32", "f4"),
+    pb.DT_DOUBLE: ("float64", "f8"),
+    pb.DT_HALF: ("float16", "f2"),
+    pb.DT_BFLOAT16: ("bfloat16", "u2"),
+    pb.DT_INT8: ("int8", "i1"),
+    pb.DT_INT16: ("int16", "i2"),
+    pb.DT_INT32: ("int32", "i4"),
+    pb.DT_INT64: ("int64", "i8"),
+    pb.DT_UINT8: ("uint8", "u1"),
+    pb.DT_UINT16: ("uint16", "u2"),
+    pb.DT_UINT32: ("uint32", "u4"),
+    pb.DT_UINT64: ("uint64", "u8"),
+    pb.DT_BOOL: ("bool", "?"),
+    pb.DT_COMPLEX64: ("complex64", "c8"),
+    pb.DT_COMPLEX128: ("complex128", "c16"),
+}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """What the index says about one tensor, without reading its data."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    partitioned: bool
+
+
+class Bundle:
+    """One checkpoint prefix: its index in memory, its data shards mapped on demand."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.index_path = prefix + ".index"
+        try:
+            with open(self.index_path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise InputError(f"{self.index_path}: cannot read ({exc.strerror})") from None
+        self._raw: dict[str, bytes] = {}
+        self._slices: dict[bytes, bytes] = {}
+        header = None
+        for key, value in Table(data, self.index_path).items():
+            if key == b"":
+                header = self._parse(pb.BundleHeaderProto, value, "header")
+            elif key[0] == 0:
+                self._slices[key] = value
+            else:
+                self._raw[key.decode("utf-8", "surrogateescape")] = value
+        if header is None:
+            raise FormatError(f"{self.index_path}: no bundle header (not a TensorFlow checkpoint index)")
+        if not 1 <= header.num_shards <= 100_000:
+            raise FormatError(f"{self.index_path}: implausible number of data shards ({header.num_shards})")
+        self.num_shards = header.num_shards
+        self._byteorder = ">" if header.endianness == pb.BundleHeaderProto.BIG else "<"
+        self._entries: dict[str, Any] = {}
+        self._maps: dict[int, mmap.mmap | bytes] = {}
+
+    def _parse(self, message: Any, value: bytes, what: str) -> Any:
+        try:
+            return message.FromString(value)
+        except DecodeError:
+            raise FormatError(f"{self.index_path}: unparseable {what}") from None
+
+    def names(self) -> list[str]:
+        """Names of all tensors, in the index's (sorted) order."""
+        return list(self._raw)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._raw
+
+    def _entry(self, name: str) -> Any:
+        entry = self._entries.get(name)
+        if entry is None:
+            entry = self._parse(pb.BundleEntryProto, self._raw[name], f"entry of {name!r}")
+            self._entries[name] = entry
+        return entry
+
+    def info(self, name: str) -> TensorInfo:
+        entry = self._entry(name)
+        dtype = "string" if entry.dtype == pb.DT_STRING else DTYPES.get(entry.dtype, (f"DataType {entry.dtype}", ""))[0]
+        shape = tuple(int(d.size) for d in entry.shape.dim)
+        return TensorInfo(name, dtype, shape, bool(entry.slices))
+
+    def shard_path(self, shard: int) -> str:
+        return f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}"
+
+    def missing_shards(self) -> list[str]:
+        """Data files the index refers to that are not on disk."""
+        return [p for p in map(self.shard_path, range(self.num_shards)) if not os.path.isfile(p)]
+
+    def _shard(self, shard: int) -> mmap.mmap | bytes:
+        if shard not in self._maps:
+            path = self.shard_path(shard)
+            if not 0 <= shard < self.num_shards:
+                raise FormatError(f"{self.index_path}: entry refers to shard {shard} of {self.num_shards}")
+            try:
+                with open(path, "rb") as f:
+                    size = os.fstat(f.fileno()).st_size
+                    self._maps[shard] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+            except OSError as exc:
+                raise InputError(f"{path}: cannot read data file ({exc.strerror})") from None
+        return self._maps[shard]
+
+    def _bytes(self, name: str, entry: Any) -> bytes:
+        data = self._shard(entry.shard_id)
+        start, size = entry.offset, entry.size
+        if start < 0 or size < 0 or start + size > len(data):
+            raise FormatError(
+                f"{self.shard_path(entry.shard_id)}: variable '{name}' lies at bytes "
+                f"{start}..{start + size}, past the end of the {len(data)}-byte file"
+            )
+        return data[start : start + size]
+
+    def read(self, name: str) -> np.ndarray:
+        """The value of tensor ``name`` (checksum verified); raises on any inconsistency."""
+        if name not in self._raw:
+            raise KeyError(name)
+        entry = self._entry(name)
+        if entry.slices:
+            return self._assemble(name, entry)
+        return self._read_entry(name, entry)
+
+    def _read_entry(self, name: str, entry: Any) -> np.ndarray:
+        shape = tuple(int(d.size) for d in entry.shape.dim)
+        if any(d < 0 for d in shape):
+            raise FormatError(f"{self.index_path}: variable '{name}' has an unknown dimension {shape}")
+        if entry.dtype == pb.DT_STRING:
+            return self._read_strings(name, entry, shape)
+        if entry.dtype not in DTYPES:
+            raise FormatError(f"{self.index_path}: variable '{name}' has unsupported dtype {entry.dtype}")
+        label, code = DTYPES[entry.dtype]
+        dtype = np.dtype(self._byteorder + code)
+        count = math.prod(shape)
+        if count * dtype.itemsize != entry.size:
+            raise FormatError(
+                f"{self.index_path}: variable '{name}' claims shape {list(shape)} of {label} "
+                f"({count * dtype.itemsize} bytes) but {entry.size} bytes of data"
+            )
+        raw = self._bytes(name, entry)
+        self._verify(name, entry, crc32c(raw))
+        array = np.frombuffer(raw, dtype=dtype).reshape(shape)
+        if label == "bfloat16":
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        return array.astype(array.dtype.newbyteorder("="), copy=False)
+
+    def _verify(self, name: str, entry: Any, crc: int) -> None:
+        if mask(crc) != entry.crc32c:
+            raise IntegrityError(
+                f"{self.shard_path(entry.shard_id)}: checksum mismatch in variable '{name}': "
+                "the file is corrupt (its bytes are not what TensorFlow wrote)"
+            )
+
+    def _read_strings(self, name: str, entry: Any, shape: tuple[int, ...]) -> np.ndarray:
+        raw = self._bytes(name, entry)
+        count = math.prod(shape)
+        if count > len(raw):
+            raise FormatError(
+                f"{self.index_path}: string variable '{name}' claims {count} elements in {len(raw)} bytes"
+            )
+        lengths, pos, crc = [], 0, 0
+        for _ in range(count):
+            length = shift = 0
+            while True:
+                if pos >= len(raw) or shift > 63:
+                    raise FormatError(f"{self.index_path}: string variable '{name}' is truncated")
+                byte = raw[pos]
+                pos += 1
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    break
+            lengths.append(length)
+            crc = crc32c(struct.pack("<I" if length <= 0xFFFFFFFF else "<Q", length), crc)
+        crc = crc32c(raw[pos : pos + 4], crc)
+        pos += 4
+        if pos + sum(lengths) != len(raw):
+            raise FormatError(f"{self.index_path}: string variable '{name}' has inconsistent lengths")
+        values = []
+        for length in lengths:
+            values.append(raw[pos : pos + length])
+            pos += length
+        self._verify(name, entry, crc32c(raw[pos - sum(lengths) : pos], crc))
+        array = np.empty(count, dtype=object)
+        array[:] = values
+        return array.reshape(shape)
+
+    def _assemble(self, name: str, entry: Any) -> np.ndarray:
+        """Put a partitioned variable back together from its slices."""
+        shape = tuple(int(d.size) for d in entry.shape.dim)
+        parts = []
+        for slice_proto in entry.slices:
+            extents = [(e.start, e.length if e.HasField("length") else -1) for e in slice_proto.extent]
+            raw = self._slices.get(slice_key(name, extents))
+            if raw is None or len(extents) != len(shape):
+                raise FormatError(f"{self.index_path}: partitioned variable '{name}' is missing a slice {extents}")
+            part = self._read_entry(name, self._parse(pb.BundleEntryProto, raw, f"slice of {name!r}"))
+            index = tuple(slice(s, None if n < 0 else s + n) for s, n in extents)
+            parts.append((index, part))
+        result = np.zeros(shape, dtype=parts[0][1].dtype if parts else np.float32)
+        covered = np.zeros(shape, dtype=bool)
+        for index, part in parts:
+            if result[index].shape != part.shape:
+                raise FormatError(f"{self.index_path}: slice of '{name}' does not fit its extent")
+            result[index] = part
+            covered[index] = True
+        if not covered.all():
+            raise FormatError(f"{self.index_path}: the slices of partitioned variable '{name}' do not cover it")
+        return result
+
+
+# OrderedCode, as used by checkpoint::EncodeTensorNameSlice, to find a slice's key.
+_HEADER_BITS = [(0, 0), (0x80, 0), (0xC0, 0), (0xE0, 0), (0xF0, 0), (0xF8, 0),
+                (0xFC, 0), (0xFE, 0), (0xFF, 0), (0xFF, 0x80), (0xFF, 0xC0)]  # fmt: skip
+
+
+def _num_increasing(value: int) -> bytes:
+    body = value.to_bytes((value.bit_length() + 7) // 8, "big") if value else b""
+    return bytes([len(body)]) + body
+
+
+def _signed_num_increasing(value: int) -> bytes:
+    magnitude = ~value if value < 0 else value
+    if magnitude < 64:
+        return bytes([(0x80 ^ value) & 0xFF])
+    bits = magnitude.bit_length()
+    length = 10 if bits == 63 else bits // 7 + 1
+    buf = bytearray((b"\xff\xff" if value < 0 else b"\0\0") + (value & (2**64 - 1)).to_bytes(8, "big"))
+    begin = 10 - length
+    buf[begin] ^= _HEADER_BITS[length][0]
+    buf[begin + 1] ^= _HEADER_BITS[length][1]
+    return bytes(buf[begin:])
+
+
+def slice_key(name: str, extents: list[tuple[int, int]]) -> bytes:
+    """Index key of one slice of ``name``; a full extent is (0, -1)."""
+    escaped = re.sub(
+        rb"[\0\xff]", lambda m: b"\0\xff" if m[0] == b"\0" else b"\xff\0", name.encode("utf-8", "surrogateescape")
+    )
+    key = _num_increasing(0) + escaped + b"\0\x01" + _num_increasing(len(extents))
+    for start, length in extents:
+        key += _signed_num_increasing(start) + _signed_num_increasing(length)
+    return key

@@ -1,0 +1,122 @@
+"""TensorFlow checkpoints (name-based TF1 and object-based TF2) as a :class:`Checkpoint`.
+
+Object-based checkpoints carry their object graph in the string tensor
+``_CHECKPOINTABLE_OBJECT_GRAPH`` (a ``TrackableObjectGraph``): every variable node
+names its ``checkpoint_key`` and the ``full_name`` it had in the program (e.g.
+``conv2_block1_1_bn/gamma``), and optimizer slots are listed per original variable.
+Layer names come from ``full_name``, never from key paths, because one layer's
+variables can sit under several paths (Keras 3 saves gamma/beta under the optimizer).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from functools import partial
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from ..errors import BncheckError
+from ..model import Checkpoint, Variable
+from .bundle import Bundle
+from .proto import tf_subset_pb2 as pb
+
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+# Where the step count lives, most telling first. save_counter counts saves, not steps.
+STEP_NAMES = ("global_step", "iter", "iteration", "iterations", "_iterations", "save_counter")
+
+
+def read_checkpoint(prefix: str, shown_path: str, format_name: str | None = None) -> Checkpoint:
+    """Read the index of ``prefix``; values stay on disk until a rule needs them."""
+    bundle = Bundle(prefix)
+    missing = bundle.missing_shards()
+    problems = [f"{path}: data file missing; names and shapes were checked, values were not" for path in missing]
+    graph = None
+    if OBJECT_GRAPH_KEY in bundle and not missing:
+        graph = _object_graph(bundle)
+    if graph is not None:
+        variables = _object_variables(bundle, graph)
+        kind = "TF2 object-based checkpoint"
+    else:
+        variables = _name_variables(bundle)
+        kind = "TF2 object-based checkpoint" if OBJECT_GRAPH_KEY in bundle else "TF1 name-based checkpoint"
+    checkpoint = Checkpoint(shown_path, format_name or kind, variables, problems=problems)
+    if not missing:
+        _find_step(checkpoint)
+    return checkpoint
+
+
+def _variable(bundle: Bundle, key: str, name: str) -> Variable:
+    info = bundle.info(key)
+    return Variable(key, name, info.dtype, info.shape, partial(bundle.read, key))
+
+
+def _name_variables(bundle: Bundle) -> list[Variable]:
+    keys = [k for k in bundle.names() if k != OBJECT_GRAPH_KEY]
+    return [_variable(bundle, k, _unescape(k.removesuffix(VALUE_SUFFIX))) for k in keys]
+
+
+def _object_graph(bundle: Bundle) -> Any:
+    try:
+        raw = bundle.read(OBJECT_GRAPH_KEY).item()
+        return pb.TrackableObjectGraph.FromString(raw)
+    except (DecodeError, ValueError, AttributeError):
+        raise BncheckError(f"{bundle.index_path}: the checkpoint's object graph is unreadable") from None
+
+
+def _object_variables(bundle: Bundle, graph: Any) -> list[Variable]:
+    """Variables named by the object graph, with their optimizer slots attached."""
+    key_of: dict[int, str] = {}
+    full_name: dict[str, str] = {}
+    for node_id, node in enumerate(graph.nodes):
+        for attribute in node.attributes:
+            if attribute.name == "VARIABLE_VALUE" and attribute.checkpoint_key in bundle:
+                key_of[node_id] = attribute.checkpoint_key
+                full_name[attribute.checkpoint_key] = attribute.full_name.removesuffix(":0")
+    slots: dict[str, list[tuple[str, str]]] = {}
+    slot_keys: set[str] = set()
+    for node in graph.nodes:
+        for ref in node.slot_variables:
+            original = key_of.get(ref.original_variable_node_id)
+            slot = key_of.get(ref.slot_variable_node_id)
+            if original and slot:
+                slots.setdefault(original, []).append((ref.slot_name, slot))
+                slot_keys.add(slot)
+    # A full_name shared by two variables (two models in one checkpoint) cannot name a layer.
+    counts = Counter(full_name.values())
+    variables = []
+    for key in bundle.names():
+        if key == OBJECT_GRAPH_KEY or key in slot_keys or not key.endswith(VALUE_SUFFIX):
+            continue
+        name = full_name.get(key, "")
+        if not name or counts[name] > 1:
+            name = _unescape(key.removesuffix(VALUE_SUFFIX))
+        variable = _variable(bundle, key, name)
+        for slot_name, slot_key in slots.get(key, []):
+            variable.slots[slot_name] = _variable(bundle, slot_key, f"{name}/{slot_name}")
+        variables.append(variable)
+    return variables
+
+
+def _unescape(path: str) -> str:
+    """Undo the object-graph key escapes ('.S' for '/', '..' for '.')."""
+    return re.sub(r"\.(S|\.)", lambda m: "/" if m[1] == "S" else ".", path)
+
+
+def _find_step(checkpoint: Checkpoint) -> None:
+    by_leaf: dict[str, Variable] = {}
+    for variable in checkpoint.variables:
+        leaf = variable.name.rsplit("/", 1)[-1]
+        if leaf in STEP_NAMES and variable.shape == () and variable.dtype.startswith("int"):
+            by_leaf.setdefault(leaf, variable)
+    for leaf in STEP_NAMES:
+        if leaf in by_leaf:
+            try:
+                checkpoint.step = int(by_leaf[leaf].load())
+            except BncheckError as exc:
+                checkpoint.problems.append(str(exc))
+                return
+            checkpoint.step_source = by_leaf[leaf].name
+            return

@@ -1,0 +1,37 @@
+"""Renderers: each turns reports into text for one output format and does nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import IO
+
+import numpy as np
+
+from ..model import Report
+
+FORMATS = ("table", "json")
+
+
+def value_summary(value: np.ndarray | None) -> dict[str, float | int | None] | None:
+    """min / max / mean over the finite elements, and how many are not finite."""
+    if value is None:
+        return None
+    flat = value.astype(np.float64).ravel()
+    finite = flat[np.isfinite(flat)]
+    if not finite.size:
+        return {"min": None, "max": None, "mean": None, "nonfinite": int(flat.size)}
+    return {
+        "min": float(finite.min()),
+        "max": float(finite.max()),
+        "mean": float(finite.mean()),
+        "nonfinite": int(flat.size - finite.size),
+    }
+
+
+def renderer(name: str) -> Callable[[list[Report], IO[str], bool], None]:
+    """The render function of format ``name``: render(reports, stream, show_all)."""
+    if name == "json":
+        from .json import render
+    else:
+        from .table import render
+    return render

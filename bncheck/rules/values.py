@@ -1,0 +1,479 @@
+"""Value rules BN001-BN012: they need only the saved values of the BN layers."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..model import ROLES, BNLayer, Severity
+from . import Context, Hit, per_layer, rule
+
+INITIAL = {"gamma": 1.0, "beta": 0.0, "moving_mean": 0.0, "moving_variance": 1.0}
+EMA_SLOTS = ("ExponentialMovingAverage",)
+
+
+def _at_initial(layer: BNLayer, role: str) -> bool | None:
+    """Whether every element of ``role`` is exactly its initial value (None: not loaded)."""
+    value = layer.values.get(role)
+    return None if value is None else bool(np.all(value == INITIAL[role]))
+
+
+def _stats_at_initial(layer: BNLayer) -> bool:
+    return bool(_at_initial(layer, "moving_mean") and _at_initial(layer, "moving_variance"))
+
+
+def _trained_evidence(layer: BNLayer) -> str | None:
+    """How far gamma/beta moved from 1/0, in words; None when they did not (or are absent)."""
+    moved = []
+    for role, label in (("gamma", "|gamma - 1|"), ("beta", "|beta|")):
+        value = layer.values.get(role)
+        if value is not None and not _at_initial(layer, role):
+            with np.errstate(invalid="ignore"):
+                moved.append(f"max {label} = {np.nanmax(np.abs(value.astype(np.float64) - INITIAL[role])):.3g}")
+    return ", ".join(moved) if moved else None
+
+
+def _momentum(layer: BNLayer, context: Context) -> tuple[float, str]:
+    if layer.hints.momentum is not None:
+        return layer.hints.momentum, "recorded in the file"
+    return context.thresholds.default_momentum, "framework default; the file does not record it"
+
+
+def _f64(layer: BNLayer, role: str) -> np.ndarray | None:
+    value = layer.values.get(role)
+    return None if value is None else value.astype(np.float64).ravel()
+
+
+@rule(
+    "BN001",
+    "missing-moving-stats",
+    Severity.ERROR,
+    "gamma/beta saved but moving_mean or moving_variance missing",
+    "save all variables (Saver() or Saver(tf.global_variables())), not only trainable ones",
+)
+@per_layer
+def missing_moving_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """The layer's gamma and/or beta are in the file but a moving statistic is not.
+
+    Why it matters: moving_mean and moving_variance are not trainable, so a saver or
+    export restricted to trainable variables drops them. On restore they come back as
+    their initial 0 and 1 and inference normalises with statistics of nothing.
+
+    Fix: TF1: ``tf.compat.v1.train.Saver()`` or ``Saver(var_list=tf.global_variables())``
+    instead of ``Saver(var_list=tf.trainable_variables())``. Keras: save with
+    ``model.save_weights`` / ``model.save`` (they include non-trainable weights), not a
+    hand-made list of ``model.trainable_weights``. TF2: ``tf.train.Checkpoint(model=model)``
+    tracks every variable; a custom ``var_list`` must include ``model.non_trainable_variables``.
+
+    Silence: ``--ignore BN001`` (e.g. a model that uses batch statistics at inference).
+    """
+    if not ({"gamma", "beta"} & layer.variables.keys()):
+        return
+    missing = [role for role in ("moving_mean", "moving_variance") if role not in layer.variables]
+    if missing:
+        present = "/".join(role for role in ("gamma", "beta") if role in layer.variables)
+        yield layer.name, f"{present} saved but {' and '.join(missing)} missing: restored, they would be 0/1"
+
+
+@rule(
+    "BN002",
+    "stats-never-updated",
+    Severity.ERROR,
+    "moving statistics exactly 0/1 while the model trained",
+    "run the BN update ops with the train op (UPDATE_OPS control dependency; training=True)",
+)
+@per_layer
+def stats_never_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """moving_mean is exactly 0 and moving_variance exactly 1 in every channel, although
+    training happened (the layer's gamma/beta moved from 1/0, or, for a layer without
+    them, the rest of the model trained).
+
+    Why it matters: the moving statistics are what inference normalises with. Still at
+    their initial values, they mean the update ops never ran: the model works in
+    training mode and fails in inference mode.
+
+    Fix: TF1: wrap the train op, ``with tf.control_dependencies(
+    tf.get_collection(tf.GraphKeys.UPDATE_OPS)): train_op = opt.minimize(loss)``, and
+    build the layers with ``training=True`` (a placeholder) during training. tf.keras
+    layers in a TF1 graph do not fill UPDATE_OPS: add ``model.updates`` (or
+    ``layer.updates``) to the control dependencies. Keras: do not call
+    ``K.set_learning_phase(0)`` before building the model. TF2: call the model with
+    ``model(x, training=True)`` inside the custom training loop.
+
+    Silence: ``--ignore BN002``.
+    """
+    if not _stats_at_initial(layer):
+        return
+    own = _trained_evidence(layer)
+    if own:
+        yield layer.name, f"moving_mean all 0 and moving_variance all 1, yet gamma/beta trained ({own})"
+    elif not ({"gamma", "beta"} & layer.values.keys()) and context.trained:
+        yield layer.name, f"moving_mean all 0 and moving_variance all 1, yet the model trained ({context.trained})"
+
+
+@rule(
+    "BN003",
+    "layer-untrained",
+    Severity.WARNING,
+    "every BN variable still at its initial value",
+    "check that this layer (or model) was trained before it was saved",
+)
+@per_layer
+def layer_untrained(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """gamma = 1, beta = 0, moving_mean = 0 and moving_variance = 1 everywhere: the layer
+    (or the whole model) was saved before any training touched it.
+
+    Why it matters: a checkpoint written before training, or a layer that no training
+    step reaches (a branch never used), ships an identity normalisation.
+
+    Fix: make sure the checkpoint is the one written after training (TF1: the right
+    ``global_step``; Keras: the ``ModelCheckpoint`` of the last or best epoch), and that
+    the layer is part of the trained path.
+
+    Silence: ``--ignore BN003``.
+    """
+    if not _stats_at_initial(layer) or _trained_evidence(layer):
+        return
+    if not ({"gamma", "beta"} & layer.values.keys()) and context.trained:
+        return  # BN002's case: the model trained around it
+    scope = (
+        f"the model trained ({context.trained}) but not this layer"
+        if context.trained
+        else "the whole model looks untrained"
+    )
+    yield layer.name, f"gamma, beta, moving_mean and moving_variance all at their initial values; {scope}"
+
+
+@rule(
+    "BN004",
+    "non-finite-stats",
+    Severity.ERROR,
+    "NaN or Inf in a BN variable",
+    "find the NaN source (batch of one, learning rate, fp16 overflow) and retrain from a good checkpoint",
+)
+@per_layer
+def non_finite(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """A BN variable holds NaN or Inf.
+
+    Why it matters: one NaN channel turns every output of the layer that depends on it
+    into NaN at inference.
+
+    Fix: common causes are a batch of one (variance of one sample, NaN on some GPUs),
+    a learning rate too high, float16 overflow without loss scaling. TF1/Keras/TF2
+    alike: add ``tf.debugging.check_numerics`` or ``tf.debugging.enable_check_numerics()``
+    while training, drop incomplete batches (``drop_remainder=True``), and restart from
+    the last finite checkpoint.
+
+    Silence: ``--ignore BN004``.
+    """
+    bad = []
+    for role, value in layer.values.items():
+        if value.dtype.kind in "fc":
+            count = int(np.count_nonzero(~np.isfinite(value)))
+            if count:
+                bad.append(f"{role}: {count} of {value.size}")
+    if bad:
+        yield layer.name, "non-finite values in " + "; ".join(bad)
+
+
+@rule(
+    "BN005",
+    "non-positive-variance",
+    Severity.ERROR,
+    "moving_variance negative (error) or zero (warning) in some channel",
+    "find what wrote the variance (hand-made assign, corrupted export) and retrain or restore it",
+)
+@per_layer
+def non_positive_variance(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """moving_variance is below zero (error) or exactly zero (warning) in some channel.
+
+    Why it matters: a variance cannot be negative; sqrt(var + epsilon) becomes NaN or
+    tiny and the channel explodes at inference. A zero variance divides by
+    sqrt(epsilon) alone.
+
+    Fix: the moving-average update cannot make a variance negative: look for a
+    hand-written assign, a conversion or quantisation bug, or a file edited after
+    training, and restore the variable from a good checkpoint (TF1, Keras and TF2 alike).
+
+    Silence: ``--ignore BN005``.
+    """
+    variance = _f64(layer, "moving_variance")
+    if variance is None:
+        return
+    negative = int(np.count_nonzero(variance < 0))
+    zero = int(np.count_nonzero(variance == 0))
+    if negative:
+        yield (
+            layer.name,
+            f"moving_variance negative in {negative} of {variance.size} channels (min {variance.min():.3g})",
+        )
+    elif zero:
+        yield layer.name, f"moving_variance exactly 0 in {zero} of {variance.size} channels", Severity.WARNING
+
+
+@rule(
+    "BN006",
+    "stats-barely-updated",
+    Severity.WARNING,
+    "moving statistics still close to their initial 0/1",
+    "train longer or lower the momentum (e.g. 0.9) so the moving averages converge",
+)
+@per_layer
+def stats_barely_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """The moving statistics moved, but not far: with momentum m after n update steps a
+    share m**n of the initial 0/1 remains. When the file records the momentum and the
+    step count, the rule fires if m**n is above ``barely_remaining`` (0.25); otherwise
+    it fires when every channel is within ``barely_tolerance`` (0.01) of 0/1 while
+    gamma/beta trained.
+
+    Why it matters: statistics that are mostly their initial values make inference
+    normalise with numbers that are not the data's: accuracy drops between training and
+    inference although nothing is "broken".
+
+    Fix: train for more steps, or lower the momentum so the average warms up faster
+    (TF1: ``tf.layers.batch_normalization(momentum=0.9)``; Keras/TF2:
+    ``BatchNormalization(momentum=0.9)``), or re-estimate the statistics with a pass over
+    training data in training mode before export.
+
+    Silence: ``--ignore BN006``; the thresholds are settings.
+    """
+    mean, variance = _f64(layer, "moving_mean"), _f64(layer, "moving_variance")
+    if mean is None or variance is None or _stats_at_initial(layer):
+        return
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(variance))):
+        return
+    limits = context.thresholds
+    momentum, source = _momentum(layer, context)
+    steps = context.step
+    remaining = momentum**steps if steps else None
+    if layer.hints.momentum is not None and remaining is not None:
+        if remaining > limits.barely_remaining:
+            yield (
+                layer.name,
+                (
+                    f"after {steps} steps with momentum {momentum:g} ({source}) {remaining:.0%} "
+                    "of the initial 0/1 is still in the moving statistics"
+                ),
+            )
+        return
+    evidence = _trained_evidence(layer) or (context.trained if not ({"gamma", "beta"} & layer.values.keys()) else None)
+    close = max(np.abs(mean).max(), np.abs(variance - 1).max())
+    if evidence and close <= limits.barely_tolerance:
+        estimate = (
+            f"; after {steps} steps with momentum {momentum:g} ({source}) {remaining:.0%} of it would remain"
+            if remaining is not None
+            else ""
+        )
+        yield (
+            layer.name,
+            f"moving statistics within {close:.2g} of their initial 0/1 while gamma/beta trained{estimate}",
+        )
+
+
+@rule(
+    "BN007",
+    "extreme-amplification",
+    Severity.WARNING,
+    "|gamma| / sqrt(moving_variance + epsilon) very large in some channel",
+    "check the channel's variance (dead or collapsed channel) and gamma; consider a larger epsilon",
+)
+@per_layer
+def extreme_amplification(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """In some channel the layer multiplies its input by more than ``amplification``
+    (1e3): |gamma| / sqrt(moving_variance + epsilon). A layer without gamma uses 1.
+
+    Why it matters: such a channel turns tiny input noise (or a shift between training
+    and inference data) into huge activations; it usually means the variance collapsed
+    while gamma did not.
+
+    Fix: inspect the channel (a dead channel whose variance went to ~0 with a large
+    gamma); a larger ``epsilon`` (TF1: ``batch_normalization(epsilon=...)``; Keras/TF2:
+    ``BatchNormalization(epsilon=...)``) bounds the factor; weight decay on gamma keeps
+    it from growing.
+
+    Silence: ``--ignore BN007``; the threshold is a setting.
+    """
+    variance = _f64(layer, "moving_variance")
+    if variance is None:
+        return
+    gamma = _f64(layer, "gamma")
+    if gamma is None:
+        gamma = np.ones_like(variance)
+    if gamma.shape != variance.shape:
+        return
+    epsilon = layer.hints.epsilon if layer.hints.epsilon is not None else context.thresholds.default_epsilon
+    with np.errstate(invalid="ignore", divide="ignore"):
+        factor = np.abs(gamma) / np.sqrt(variance + epsilon)
+    factor = factor[np.isfinite(factor)]
+    if factor.size and factor.max() > context.thresholds.amplification:
+        count = int(np.count_nonzero(factor > context.thresholds.amplification))
+        yield (
+            layer.name,
+            f"amplification up to {factor.max():.3g} (|gamma|/sqrt(var+{epsilon:g})) in {count} channel(s)",
+        )
+
+
+@rule(
+    "BN008",
+    "outlier-stats",
+    Severity.WARNING,
+    "moving statistics beyond sane bounds",
+    "look for unnormalised inputs or a diverging run; check the data pipeline feeding this layer",
+)
+@per_layer
+def outlier_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """|moving_mean| above ``mean_bound`` (1e4), moving_variance above
+    ``variance_bound`` (1e6), or a largest/median variance ratio across channels above
+    ``variance_ratio`` (1e6).
+
+    Why it matters: statistics of that size usually mean unnormalised inputs (raw
+    0-255 pixels, unscaled features) or a run that was diverging when saved; the layer
+    then depends on a few channels and breaks on slightly different data.
+
+    Fix: normalise the inputs (Keras/TF2: a ``Rescaling`` or ``Normalization`` layer;
+    TF1: scale in the input pipeline), and check the learning rate.
+
+    Silence: ``--ignore BN008``; the bounds are settings.
+    """
+    limits = context.thresholds
+    mean, variance = _f64(layer, "moving_mean"), _f64(layer, "moving_variance")
+    problems = []
+    if mean is not None and mean.size and np.all(np.isfinite(mean)) and np.abs(mean).max() > limits.mean_bound:
+        problems.append(f"|moving_mean| up to {np.abs(mean).max():.3g}")
+    if variance is not None and variance.size and np.all(np.isfinite(variance)):
+        if variance.max() > limits.variance_bound:
+            problems.append(f"moving_variance up to {variance.max():.3g}")
+        median = float(np.median(variance))
+        if median > 0 and variance.max() / median > limits.variance_ratio:
+            problems.append(f"largest/median variance ratio {variance.max() / median:.3g}")
+    if problems:
+        yield layer.name, "; ".join(problems)
+
+
+@rule(
+    "BN009",
+    "duplicate-stats",
+    Severity.WARNING,
+    "two layers hold bit-identical, non-initial moving statistics",
+    "check for a shared layer or a copy-paste in the export; each layer needs its own statistics",
+)
+def duplicate_stats(layers: list[BNLayer], context: Context) -> Iterator[Hit]:
+    """Two layers have bit-identical moving_mean and moving_variance that are not the
+    initial 0/1.
+
+    Why it matters: independent layers never end with identical statistics by chance.
+    It means one layer's statistics were copied into another (an export or conversion
+    bug) or one layer object is shared where two were meant.
+
+    Fix: find where the weights were copied (a hand-written transfer of weights, a
+    conversion script) or the layer that is reused; give each position its own layer
+    (TF1, Keras and TF2 alike).
+
+    Silence: ``--ignore BN009``.
+    """
+    seen: dict[bytes, str] = {}
+    for layer in layers:
+        mean, variance = layer.values.get("moving_mean"), layer.values.get("moving_variance")
+        if mean is None or variance is None or mean.size < 2 or _stats_at_initial(layer):
+            continue
+        digest = hashlib.sha256(mean.tobytes() + b"|" + variance.tobytes() + str(mean.dtype).encode()).digest()
+        if digest in seen:
+            yield layer.name, f"moving statistics bit-identical to those of layer {seen[digest]}"
+        else:
+            seen[digest] = layer.name
+
+
+@rule(
+    "BN010",
+    "dead-channels",
+    Severity.INFO,
+    "a large share of channels with |gamma| near 0",
+    "consider pruning the channels or lowering weight decay on gamma",
+)
+@per_layer
+def dead_channels(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """At least ``dead_share`` (50%) of the layer's channels have |gamma| at or below
+    ``dead_gamma`` (1e-3): they output only beta.
+
+    Why it matters: it is often harmless (sparsity from L1 on gamma is even a pruning
+    technique), but a layer mostly dead can also mean too much weight decay or a
+    learning rate that killed the channels.
+
+    Fix: if unintended, lower the regularisation on gamma (TF1:
+    ``gamma_regularizer``; Keras/TF2: ``BatchNormalization(gamma_regularizer=None)``) or
+    the learning rate; if intended, prune the channels.
+
+    Silence: ``--ignore BN010``; the thresholds are settings.
+    """
+    gamma = _f64(layer, "gamma")
+    if gamma is None or not gamma.size:
+        return
+    dead = int(np.count_nonzero(np.abs(gamma) <= context.thresholds.dead_gamma))
+    if dead / gamma.size >= context.thresholds.dead_share:
+        yield layer.name, f"{dead} of {gamma.size} channels have |gamma| <= {context.thresholds.dead_gamma:g}"
+
+
+@rule(
+    "BN011",
+    "inconsistent-layer",
+    Severity.ERROR,
+    "the variables of one BN layer disagree in shape or dtype",
+    "the file mixes variables of different layers or models; re-export it from one model",
+)
+@per_layer
+def inconsistent_layer(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """gamma, beta, moving_mean and moving_variance of one layer do not share one shape
+    and one dtype.
+
+    Why it matters: the layer cannot be computed as saved: restoring fails, or worse,
+    a converter broadcasts silently. It happens when checkpoints of two models are
+    merged, or a variable was replaced by hand.
+
+    Fix: re-export from a single model (TF1: one Saver over one graph; Keras:
+    ``model.save``; TF2: ``tf.train.Checkpoint(model=model)``).
+
+    Silence: ``--ignore BN011``.
+    """
+    present = {role: layer.variables[role] for role in ROLES if role in layer.variables}
+    shapes = {role: v.shape for role, v in present.items()}
+    dtypes = {role: v.dtype for role, v in present.items()}
+    if len(set(shapes.values())) > 1:
+        yield layer.name, "shapes differ: " + ", ".join(f"{r} {list(s)}" for r, s in shapes.items())
+    if len(set(dtypes.values())) > 1:
+        yield layer.name, "dtypes differ: " + ", ".join(f"{r} {d}" for r, d in dtypes.items())
+
+
+@rule(
+    "BN012",
+    "stats-have-optimizer-slots",
+    Severity.WARNING,
+    "moving statistics carry optimizer slots: they were trained by gradient",
+    "keep moving_mean/moving_variance out of the optimizer's var_list",
+)
+@per_layer
+def stats_have_slots(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """moving_mean or moving_variance has optimizer slots (``moving_mean/Adam``,
+    ``.OPTIMIZER_SLOT/...``): an optimizer treated them as trainable weights.
+
+    Why it matters: the moving statistics must be moving averages of batch statistics.
+    Trained by gradient, they become whatever minimises the training loss in inference
+    mode, which is not the data's mean and variance.
+
+    Fix: TF1: pass ``var_list=tf.trainable_variables()`` (the default) to ``minimize``
+    and do not add the statistics to TRAINABLE_VARIABLES. Keras: do not make the
+    statistics trainable in a custom layer. TF2: build the optimizer's variable list
+    from ``model.trainable_variables``.
+
+    Silence: ``--ignore BN012``.
+    """
+    found = []
+    for role in ("moving_mean", "moving_variance"):
+        variable = layer.get(role)
+        if variable is not None:
+            slots = [name for name in variable.slots if not name.startswith(EMA_SLOTS)]
+            if slots:
+                found.append(f"{role}: {', '.join(sorted(slots))}")
+    if found:
+        yield layer.name, "optimizer slots on moving statistics (" + "; ".join(found) + ")"

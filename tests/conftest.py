@@ -1,0 +1,38 @@
+"""Shared paths and helpers. TensorFlow is imported only by the tests that use it as oracle."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+REALWORLD = Path(os.environ.get("BNCHECK_REALWORLD", ROOT.parent / "shared" / "realworld"))
+SCENARIOS = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir() and not p.name.startswith("__"))
+
+
+def prefix_of(directory: Path) -> str:
+    """The checkpoint prefix a scenario directory holds (its only .index file)."""
+    (index,) = directory.glob("*.index")
+    return str(index)[: -len(".index")]
+
+
+def realworld(relative: str) -> Path:
+    path = REALWORLD / relative
+    if not (path.exists() or Path(f"{path}.index").exists()):
+        if os.environ.get("CI") or os.environ.get("BNCHECK_REQUIRE_REALWORLD"):
+            pytest.fail(f"real-world corpus missing: {path}")
+        pytest.skip(f"real-world corpus not found at {REALWORLD} (set BNCHECK_REALWORLD)")
+    return path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed CLI in a fresh process, as a user would."""
+    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "80", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "bncheck", *args], capture_output=True, text=True, env=full_env, timeout=120
+    )
