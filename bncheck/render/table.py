@@ -26,7 +26,9 @@ _VARS = (("gamma", "g"), ("beta", "b"), ("moving_mean", "m"), ("moving_variance"
 
 
 def _number(x: float | None) -> str:
-    return "nan" if x is None else f"{x:.3g}"
+    if x is None:
+        return "nan"
+    return f"{x:.1e}" if x and not 1e-3 <= abs(x) < 1e4 else f"{x:.3g}"
 
 
 def _stats(layer: BNLayer, role: str, initial: float) -> str:
@@ -40,7 +42,7 @@ def _stats(layer: BNLayer, role: str, initial: float) -> str:
     else:
         text = f"{_number(summary['min'])}..{_number(summary['max'])}"
     if summary["nonfinite"]:
-        text += f" +{summary['nonfinite']} nan/inf"
+        text += f" {summary['nonfinite']}nan"
     return text
 
 
@@ -54,15 +56,26 @@ def _codes(report: Report, layer: BNLayer) -> Text:
     return Text(" ").join(Text(code, style=STYLE[sev]) for code, sev in sorted(worst.items()))
 
 
-def _layer_table(report: Report, show_all: bool) -> tuple[Table, int]:
-    """The per-layer table, and how many healthy layers it leaves out."""
+def _layer_table(report: Report, show_all: bool, width: int) -> tuple[Table, int]:
+    """The per-layer table, and how many healthy layers it leaves out.
+
+    Every column but the layer name has a fixed width; the name gets the rest of
+    ``width`` and folds, so codes are never cut off, even at 80 columns.
+    """
+    codes = {layer.name: _codes(report, layer) for layer in report.layers}
+    fixed = {
+        "ch": max(2, *(len(str(layer.channels)) for layer in report.layers)),
+        "vars": 11 if any(layer.hints.frozen for layer in report.layers) else 4,
+        "moving_mean": 16,
+        "moving_variance": 16,
+        "codes": max(5, *(len(c) for c in codes.values())),
+    }
+    longest = max(len(layer.name) for layer in report.layers)
+    name_width = max(12, min(longest, width - sum(fixed.values()) - 3 * len(fixed)))
     table = Table(show_edge=False, pad_edge=False, expand=False, header_style="bold")
-    table.add_column("layer", overflow="fold", ratio=3)
-    table.add_column("ch", justify="right", no_wrap=True)
-    table.add_column("vars", no_wrap=True)
-    table.add_column("moving_mean", overflow="fold", ratio=2)
-    table.add_column("moving_variance", overflow="fold", ratio=2)
-    table.add_column("codes", overflow="fold", ratio=1)
+    table.add_column("layer", overflow="fold", width=name_width)
+    for column, column_width in fixed.items():
+        table.add_column(column, overflow="fold", width=column_width, justify="right" if column == "ch" else "left")
     flagged = {f.layer for f in report.findings}
     collapse = not show_all and len(report.layers) > COLLAPSE_ABOVE
     hidden = 0
@@ -79,7 +92,7 @@ def _layer_table(report: Report, show_all: bool) -> tuple[Table, int]:
             present,
             _stats(layer, "moving_mean", 0.0),
             _stats(layer, "moving_variance", 1.0),
-            _codes(report, layer),
+            codes[layer.name],
         )
     return table, hidden
 
@@ -115,7 +128,7 @@ def render(reports: list[Report], stream: IO[str], show_all: bool = False) -> No
         for error in report.errors:
             console.print(Text(f"error: {error}", style="bold red"))
         if report.layers:
-            table, hidden = _layer_table(report, show_all)
+            table, hidden = _layer_table(report, show_all, console.width)
             if table.row_count:
                 console.print(table)
             if hidden:
