@@ -35,6 +35,13 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     "tf1_stats_trained_by_gradient": each("BN012"),
     "tf1_barely_updated": each("BN006"),
     "tf1_untrained": each("BN003"),
+    "tf1_value_oddities": {
+        ("BN007", "amplified/batch_normalization"),
+        ("BN008", "outlier/batch_normalization"),
+        ("BN009", "copy_b/batch_normalization"),
+        ("BN010", "dead/batch_normalization"),
+        ("BN011", "mismatch/batch_normalization"),
+    },
     "tf2_custom_loop_no_training": each("BN002", ("bn1", "bn2")),
     "tf2_fit": set(),
     "tf2_keras2_fit": set(),
