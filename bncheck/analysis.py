@@ -22,7 +22,9 @@ def analyse(checkpoint: Checkpoint, settings: Settings) -> Report:
         checkpoint.step_source,
         grouping.layers,
         errors=list(checkpoint.problems),
+        file=checkpoint.file or checkpoint.path,
     )
+    report.notes.extend(checkpoint.notes)
     if grouping.unconfirmed:
         examples = ", ".join(grouping.unconfirmed[:3])
         report.notes.append(
@@ -31,7 +33,7 @@ def analyse(checkpoint: Checkpoint, settings: Settings) -> Report:
             "they may be BN layers that use batch statistics only, or another normalisation: not checked"
         )
     if not checkpoint.problems:
-        _load_values(grouping.layers, report)
+        load_values(grouping.layers, report)
     counts_steps = checkpoint.step_source is not None and not checkpoint.step_source.endswith("save_counter")
     step = checkpoint.step if counts_steps else None  # save_counter counts saves, not updates
     context = Context(
@@ -39,16 +41,19 @@ def analyse(checkpoint: Checkpoint, settings: Settings) -> Report:
         checkpoint.step_source,
         _training_evidence(step, checkpoint.step_source, grouping.layers),
         settings.thresholds,
+        checkpoint.graph,
     )
     for code, rule in RULES.items():
-        if settings.wants(code):
-            report.findings.extend(rule.run(grouping.layers, context))
+        if rule.kind != "diff" and settings.wants(code):
+            found = rule.run(grouping.layers, context)
+            paths = (checkpoint.path, checkpoint.file or checkpoint.path)
+            report.findings.extend(f for f in found if not settings.ignored_at(f.code, paths, f.layer))
     order = {layer.name: i for i, layer in enumerate(grouping.layers)}
     report.findings.sort(key=lambda f: (order.get(f.layer or "", -1), f.code))
     return report
 
 
-def _load_values(layers: list[BNLayer], report: Report) -> None:
+def load_values(layers: list[BNLayer], report: Report) -> None:
     for layer in layers:
         for role, variable in layer.variables.items():
             try:

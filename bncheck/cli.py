@@ -6,24 +6,24 @@ Heavy modules (numpy, rich, protobuf) are imported inside the commands so that
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from . import __version__
 
+if TYPE_CHECKING:
+    from .config import Settings
+
 SEVERITIES = ("error", "warning", "info", "never")
+FORMATS = ("table", "json", "sarif", "github")  # as bncheck.render.FORMATS, without importing it
 
 
-def _codes(values: tuple[str, ...]) -> tuple[str, ...]:
-    """Accept repeated and comma-separated codes or prefixes ('BN00', 'BN002,BN006')."""
-    from .rules import RULES
-
-    codes = tuple(c.strip().upper() for v in values for c in v.split(",") if c.strip())
-    for code in codes:
-        if not any(known.startswith(code) for known in RULES):
-            raise click.BadParameter(f"no rule code starts with {code!r} (see 'bncheck rules')")
-    return codes
+def _split(values: tuple[str, ...]) -> list[str]:
+    """Accept repeated and comma-separated values ('BN00', 'BN002,BN006')."""
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,66 +32,215 @@ def main() -> None:
     """Lint the BatchNormalization state of saved TensorFlow / Keras models."""
 
 
+def _settings(
+    config: str | None,
+    fail_on: str | None,
+    select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    thresholds: tuple[str, ...],
+    exclude: tuple[str, ...],
+) -> Settings:
+    """[tool.bncheck] of --config or the nearest pyproject.toml, overlaid by the command line."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from .config import check_codes, find_pyproject, load_file, parse_fail_on, settings_from
+
+    source = Path(config) if config else find_pyproject(Path.cwd())
+    table = load_file(source, required=bool(config)) if source else {}
+    settings = settings_from(table, str(source))
+    pairs = {}
+    for item in thresholds:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--threshold")
+        pairs[key.strip()] = value.strip()
+    return replace(
+        settings,
+        fail_on=parse_fail_on(fail_on, "--fail-on") if fail_on else settings.fail_on,
+        select=check_codes(_split(select), "--select") if select else settings.select,
+        ignore=check_codes(_split(ignore), "--ignore") if ignore else settings.ignore,
+        thresholds=settings.thresholds.updated(pairs, "--threshold"),
+        exclude=settings.exclude + tuple(exclude),
+    )
+
+
+def _model_paths(path: str, exclude: tuple[str, ...]) -> list[str]:
+    """A file or prefix as given; a directory scanned for every model in it."""
+    from pathlib import Path
+
+    from .errors import InputError
+    from .readers.discover import discover, is_saved_model
+
+    target = Path(path)
+    if not target.is_dir() or is_saved_model(target):
+        return [path]
+    found = discover(target, exclude)
+    if not found:
+        raise InputError(
+            f"{path}: no model found in this directory (looked for TensorFlow checkpoints, SavedModels, "
+            ".keras and .h5 files)"
+        )
+    return found
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format."
-)
-@click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to FILE instead of stdout."
-)
-@click.option(
-    "--fail-on",
-    type=click.Choice(SEVERITIES),
-    default="error",
-    show_default=True,
-    help="Exit 1 on findings at or above this severity.",
-)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to FILE instead of stdout.")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), help="Exit 1 on findings at or above this [default: error].")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (bad input still exits 2).")
 @click.option("--select", multiple=True, help="Only these rule codes or prefixes (repeatable, comma-separated).")
 @click.option("--ignore", multiple=True, help="Skip these rule codes or prefixes (repeatable, comma-separated).")
+@click.option("--threshold", "thresholds", multiple=True, metavar="NAME=VALUE", help="Set a rule threshold.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip matching paths in directory scans (repeatable).")
+@click.option("--config", type=click.Path(dir_okay=False), help="Read settings from FILE instead of pyproject.toml.")
+@click.option("--baseline", type=click.Path(dir_okay=False), help="A previous json report: its findings do not fail.")
 @click.option("--all", "show_all", is_flag=True, help="List every layer and finding, even in large models.")
+@click.option("--meta", type=click.Path(dir_okay=False), help="Training graph (.meta) [default: beside PATH].")
+@click.option("--no-graph", is_flag=True, help="Ignore the training graph (.meta, SavedModel): value rules only.")
 def inspect(
     paths: tuple[str, ...],
     fmt: str,
     output: str | None,
-    fail_on: str,
+    fail_on: str | None,
+    exit_zero: bool,
     select: tuple[str, ...],
     ignore: tuple[str, ...],
+    thresholds: tuple[str, ...],
+    exclude: tuple[str, ...],
+    config: str | None,
+    baseline: str | None,
     show_all: bool,
+    meta: str | None,
+    no_graph: bool,
 ) -> None:
     """Inspect the BN layers of each model PATH (checkpoint prefix, file or directory).
 
+    A directory is scanned for every model in it. Settings come from [tool.bncheck]
+    in the nearest pyproject.toml (or --config); the command line wins.
+
     Exit status: 0 no findings at or above --fail-on, 1 such findings, 2 bad input.
     """
+    from pathlib import Path
+
     from .analysis import analyse
-    from .config import Settings
+    from .baseline import apply_baseline, load_baseline
     from .errors import BncheckError
-    from .model import Report, Severity, exit_code
-    from .readers import open_model
+    from .model import Report, exit_code
+    from .readers import open_with_graph
     from .render import renderer
 
-    settings = Settings(
-        fail_on=None if fail_on == "never" else Severity.parse(fail_on),
-        select=_codes(select),
-        ignore=_codes(ignore),
-    )
+    if meta and (len(paths) > 1 or no_graph):
+        click.echo("bncheck: error: --meta names the graph of one PATH and cannot go with --no-graph", err=True)
+        sys.exit(2)
+    try:
+        settings = _settings(config, fail_on, select, ignore, thresholds, exclude)
+        known = load_baseline(Path(baseline)) if baseline else set()
+    except BncheckError as exc:
+        click.echo(f"bncheck: error: {exc}", err=True)
+        sys.exit(2)
     reports = []
     for path in paths:
         try:
-            reports.append(analyse(open_model(path), settings))
+            models = _model_paths(path, settings.exclude)
         except BncheckError as exc:
-            click.echo(f"bncheck: error: {exc}", err=True)
             reports.append(Report(path, "unreadable", errors=[str(exc)]))
+            continue
+        for model in models:
+            try:
+                reports.append(analyse(open_with_graph(model, meta, not no_graph), settings))
+            except BncheckError as exc:
+                reports.append(Report(model, "unreadable", errors=[str(exc)]))
+    apply_baseline(reports, known)
     render = renderer(fmt)
     if output:
-        with open(output, "w", encoding="utf-8") as stream:
-            render(reports, stream, show_all)
+        try:
+            with open(output, "w", encoding="utf-8") as stream:
+                render(reports, stream, show_all)
+        except OSError as exc:
+            click.echo(f"bncheck: error: cannot write {output} ({exc.strerror})", err=True)
+            sys.exit(2)
     else:
-        render(reports, sys.stdout, show_all)
+        try:
+            render(reports, sys.stdout, show_all)
+            sys.stdout.flush()
+        except BrokenPipeError:  # e.g. piped into head: the reader left, the exit status still counts
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     for report in reports:
-        for error in report.errors[1 if report.format == "unreadable" else 0 :]:
+        for error in report.errors:
             click.echo(f"bncheck: error: {error}", err=True)
-    sys.exit(exit_code(reports, settings.fail_on))
+    status = exit_code(reports, settings.fail_on)
+    sys.exit(0 if exit_zero and status == 1 else status)
+
+
+@main.command()
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@click.option(
+    "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True, help="Output format."
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to FILE instead of stdout.")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), help="Exit 1 on findings at or above this [default: error].")
+@click.option("--select", multiple=True, help="Only these rule codes or prefixes (repeatable, comma-separated).")
+@click.option("--ignore", multiple=True, help="Skip these rule codes or prefixes (repeatable, comma-separated).")
+@click.option("--frozen", multiple=True, metavar="GLOB", help="Layers that must not change (fnmatch; repeatable).")
+@click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance of 'changed' [default: 0].")
+@click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance of 'changed' [default: 0].")
+@click.option("--shift", type=click.FloatRange(min=0), help="BN204: relative change of a statistic [default: 1].")
+@click.option("--config", type=click.Path(dir_okay=False), help="Read settings from FILE instead of pyproject.toml.")
+@click.option("--all", "show_all", is_flag=True, help="List every layer and finding, even in large models.")
+def diff(
+    a: str,
+    b: str,
+    fmt: str,
+    output: str | None,
+    fail_on: str | None,
+    select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    frozen: tuple[str, ...],
+    rtol: float | None,
+    atol: float | None,
+    shift: float | None,
+    config: str | None,
+    show_all: bool,
+) -> None:
+    """What changed in the BN state from model A to model B (any two inputs bncheck reads).
+
+    Layers are paired by name; an element changed when |b - a| > atol + rtol * |a|.
+
+    Exit status: 0 no findings at or above --fail-on, 1 such findings, 2 bad input.
+    """
+    from .comparison import compare
+    from .errors import BncheckError
+    from .model import diff_exit_code
+    from .readers import open_model
+    from .render import diff_renderer
+
+    options = {"change_rtol": rtol, "change_atol": atol, "stats_shift": shift}
+    thresholds = tuple(f"{name}={value!r}" for name, value in options.items() if value is not None)
+    try:
+        settings = _settings(config, fail_on, select, ignore, thresholds, ())
+        report = compare(open_model(a), open_model(b), settings, frozen)
+    except BncheckError as exc:
+        click.echo(f"bncheck: error: {exc}", err=True)
+        sys.exit(2)
+    render = diff_renderer(fmt)
+    try:
+        if output:
+            with open(output, "w", encoding="utf-8") as stream:
+                render(report, stream, show_all)
+        else:
+            render(report, sys.stdout, show_all)
+            sys.stdout.flush()
+    except BrokenPipeError:  # piped into head: the exit status still counts
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as exc:
+        click.echo(f"bncheck: error: cannot write {output} ({exc.strerror})", err=True)
+        sys.exit(2)
+    for error in report.errors:
+        click.echo(f"bncheck: error: {error}", err=True)
+    sys.exit(diff_exit_code(report, settings.fail_on))
 
 
 @main.command()

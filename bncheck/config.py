@@ -1,10 +1,24 @@
-"""Settings: what to check and how strictly. The command line builds one."""
+"""Settings: what to check and how strictly; ``[tool.bncheck]`` in pyproject.toml.
+
+The command line builds a :class:`Settings` from the file's values overlaid with its
+own options (the command line wins). Unknown keys, rule codes and thresholds are
+errors, so a typo in CI configuration cannot silently disable a check.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import fnmatch
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
 
+from .errors import BncheckError
 from .model import Severity
+
+
+class ConfigError(BncheckError):
+    """Invalid configuration (file or command line)."""
 
 
 @dataclass(frozen=True)
@@ -21,6 +35,25 @@ class Thresholds:
     variance_ratio: float = 1e6  # BN008: max var / median var across channels
     dead_gamma: float = 1e-3  # BN010: |gamma| at or below this is a dead channel
     dead_share: float = 0.5  # BN010: share of dead channels that is reported
+    change_rtol: float = 0.0  # diff: an element changed when |b - a| > change_atol + change_rtol * |a|
+    change_atol: float = 0.0
+    stats_shift: float = 1.0  # BN204: max |b - a| / min(max |a|, max |b|) of a moving statistic
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def updated(self, values: dict[str, Any], origin: str) -> Thresholds:
+        changes = {}
+        for key, value in values.items():
+            name = key.replace("-", "_")
+            if name not in self.names():
+                raise ConfigError(f"{origin}: unknown threshold '{key}' (known: {', '.join(self.names())})")
+            try:
+                changes[name] = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{origin}: threshold '{key}' must be a number, not {value!r}") from None
+        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -29,8 +62,116 @@ class Settings:
     select: tuple[str, ...] = ()  # codes or prefixes; empty means all
     ignore: tuple[str, ...] = ()
     thresholds: Thresholds = Thresholds()
+    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (path glob, codes)
+    per_layer_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (layer glob, codes)
+    exclude: tuple[str, ...] = field(default=())  # globs skipped by directory scans
 
     def wants(self, code: str) -> bool:
         if self.select and not any(code.startswith(s) for s in self.select):
             return False
         return not any(code.startswith(s) for s in self.ignore)
+
+    def ignored_at(self, code: str, paths: tuple[str, ...], layer: str | None) -> bool:
+        """Whether a per-file ignore (on any of the model's ``paths``) or a per-layer ignore silences ``code``."""
+        for pattern, codes in self.per_file_ignores:
+            if any(_matches_path(p, pattern) for p in paths) and any(code.startswith(c) for c in codes):
+                return True
+        for pattern, codes in self.per_layer_ignores:
+            if layer is not None and fnmatch.fnmatchcase(layer, pattern) and any(code.startswith(c) for c in codes):
+                return True
+        return False
+
+
+def _matches_path(path: str, pattern: str) -> bool:
+    posix = Path(path).as_posix()
+    return fnmatch.fnmatchcase(posix, pattern) or fnmatch.fnmatchcase(posix, f"*/{pattern}")
+
+
+KEYS = ("select", "ignore", "fail-on", "thresholds", "per-file-ignores", "per-layer-ignores", "exclude")
+FAIL_ON = ("error", "warning", "info", "never")
+
+
+def check_codes(codes: list[str] | tuple[str, ...], origin: str) -> tuple[str, ...]:
+    """Upper-case codes or prefixes, each of which must match some rule."""
+    from .rules import RULES
+
+    result = []
+    for raw in codes:
+        if not isinstance(raw, str):
+            raise ConfigError(f"{origin}: rule codes must be strings, not {raw!r}")
+        code = raw.strip().upper()
+        if not code or not any(known.startswith(code) for known in RULES):
+            raise ConfigError(f"{origin}: unknown rule code '{raw}' (see 'bncheck rules')")
+        result.append(code)
+    return tuple(result)
+
+
+def parse_fail_on(value: str, origin: str) -> Severity | None:
+    if value not in FAIL_ON:
+        raise ConfigError(f"{origin}: fail-on must be one of {', '.join(FAIL_ON)}, not {value!r}")
+    return None if value == "never" else Severity.parse(value)
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml at or above ``start``."""
+    for directory in (start, *start.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_file(path: Path, required: bool) -> dict[str, Any]:
+    """The ``[tool.bncheck]`` table of ``path`` (empty if absent and not required)."""
+    try:
+        with open(path, "rb") as f:
+            document = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    table = document.get("tool", {}).get("bncheck")
+    if table is None and path.name != "pyproject.toml":
+        table = document  # a dedicated bncheck.toml may hold the keys at top level
+    if table is None:
+        if required:
+            raise ConfigError(f"{path}: no [tool.bncheck] table")
+        return {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.bncheck] must be a table")
+    for key in table:
+        if key not in KEYS:
+            raise ConfigError(f"{path}: unknown key '{key}' in [tool.bncheck] (known: {', '.join(KEYS)})")
+    return table
+
+
+def settings_from(table: dict[str, Any], origin: str) -> Settings:
+    """Settings from a validated ``[tool.bncheck]`` table."""
+
+    def string_list(key: str) -> list[str]:
+        value = table.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{origin}: '{key}' must be a list of strings")
+        return value
+
+    def glob_table(key: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        value = table.get(key, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"{origin}: '{key}' must be a table of glob = [codes]")
+        pairs = [(glob, codes if isinstance(codes, list) else [codes]) for glob, codes in value.items()]
+        return tuple((glob, check_codes(codes, origin)) for glob, codes in pairs)
+
+    thresholds = table.get("thresholds", {})
+    if not isinstance(thresholds, dict):
+        raise ConfigError(f"{origin}: 'thresholds' must be a table")
+    return Settings(
+        fail_on=parse_fail_on(table.get("fail-on", "error"), origin),
+        select=check_codes(string_list("select"), origin),
+        ignore=check_codes(string_list("ignore"), origin),
+        thresholds=Thresholds().updated(thresholds, origin),
+        per_file_ignores=glob_table("per-file-ignores"),
+        per_layer_ignores=glob_table("per-layer-ignores"),
+        exclude=tuple(string_list("exclude")),
+    )

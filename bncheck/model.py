@@ -51,6 +51,32 @@ class LayerHints:
     is_bn: bool = True
 
 
+@dataclass(frozen=True)
+class GraphVariable:
+    """What a training graph says about one variable (keyed by its checkpoint name)."""
+
+    name: str
+    update_ops: tuple[str, ...] = ()  # moving-average assign ops that write it
+    updates_run: bool = False  # a train op depends on one of them
+    updates_collected: bool = False  # one of them is in the UPDATE_OPS collection
+    saved: bool | None = None  # in the Saver's tensor list; None: the graph has no Saver
+    trainable: bool = False  # in the trainable_variables collection
+    momentum: float | None = None  # 1 - the update's decay, when a constant
+    decay_placeholder: str | None = None  # placeholder the decay depends on (keras_learning_phase)
+
+
+@dataclass(frozen=True)
+class GraphFacts:
+    """A training graph digested for the graph rules: no nodes, only what the rules consult."""
+
+    path: str
+    variables: dict[str, GraphVariable]  # by variable name (partition suffixes removed)
+    train_ops: tuple[str, ...] = ()  # empty: not a training graph
+    saver: str | None = None  # the save op(s) of the graph's Saver
+    epsilon: dict[str, float] = field(default_factory=dict)  # by layer scope, from the normalisation ops
+    notes: tuple[str, ...] = ()
+
+
 @dataclass
 class Checkpoint:
     """Everything a reader found in one model file, before any grouping."""
@@ -62,6 +88,9 @@ class Checkpoint:
     step_source: str | None = None
     hints: dict[str, LayerHints] = field(default_factory=dict)  # by layer name
     problems: list[str] = field(default_factory=list)  # what could not be read
+    notes: list[str] = field(default_factory=list)  # what the reader saw but could not settle (shown, not judged)
+    file: str | None = None  # the one file that stands for the model (e.g. the .index); default: path
+    graph: GraphFacts | None = None  # the training graph beside it (.meta, SavedModel "train" tag)
 
 
 @dataclass(eq=False)
@@ -92,6 +121,7 @@ class Finding:
     severity: Severity
     layer: str | None
     message: str
+    known: bool = False  # listed in the baseline: shown, but does not fail the run
 
 
 @dataclass
@@ -106,6 +136,7 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was seen but not judged
     errors: list[str] = field(default_factory=list)  # what could not be read (exit 2)
+    file: str | None = None  # the file findings point at (SARIF, annotations); default: path
 
     def codes(self, layer: str) -> list[str]:
         return sorted({f.code for f in self.findings if f.layer == layer})
@@ -121,6 +152,7 @@ def summarize(reports: list[Report]) -> dict[str, int]:
         "warnings": sum(f.severity == Severity.WARNING for f in findings),
         "infos": sum(f.severity == Severity.INFO for f in findings),
         "unreadable": sum(bool(r.errors) for r in reports),
+        "known": sum(f.known for f in findings),
     }
 
 
@@ -128,6 +160,100 @@ def exit_code(reports: list[Report], fail_on: Severity | None) -> int:
     """0 clean, 1 findings at or above ``fail_on``, 2 anything unreadable."""
     if any(r.errors for r in reports):
         return 2
-    if fail_on is not None and any(f.severity >= fail_on for r in reports for f in r.findings):
+    if fail_on is not None and any(f.severity >= fail_on and not f.known for r in reports for f in r.findings):
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------- diff (two checkpoints)
+
+CHANGED = ("changed", "reshaped", "added", "removed")
+
+
+@dataclass(frozen=True)
+class Delta:
+    """How one variable of a paired layer differs from A to B (values compared in float64).
+
+    ``status``: identical (bit-identical), within (differs within --rtol/--atol), changed,
+    reshaped, added (only in B), removed (only in A), or not read.
+    ``max_abs`` is over the finite changes; ``nonfinite`` counts the elements NaN or Inf on one
+    side only (or Inf of opposite signs). ``max_rel`` is ``max_abs`` divided by the smaller of
+    max |A| and max |B| (symmetric in A, B).
+    """
+
+    status: str
+    max_abs: float | None = None
+    max_rel: float | None = None
+    shape_a: tuple[int, ...] | None = None
+    shape_b: tuple[int, ...] | None = None
+    nonfinite: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return self.status in CHANGED
+
+
+@dataclass(eq=False)
+class LayerPair:
+    """One BN layer present in both checkpoints, and what changed in it."""
+
+    name: str
+    a: BNLayer
+    b: BNLayer
+    deltas: dict[str, Delta]  # role -> delta, for every role in A or B
+    variance_ratio: float | None = None  # B / A when every channel's moving_variance ratio is this one constant
+    bessel: int | None = None  # n when that ratio is n/(n-1) or (n-1)/n: Bessel's correction, not a shift
+
+    def changed(self, *roles: str) -> list[str]:
+        """The given roles (default: all) that changed beyond tolerance."""
+        return [r for r in roles or self.deltas if r in self.deltas and self.deltas[r].changed]
+
+
+@dataclass
+class DiffReport:
+    """The outcome of comparing the BN state of two model files A and B."""
+
+    a: Report  # each side's layers with values; no findings
+    b: Report
+    pairs: list[LayerPair] = field(default_factory=list)
+    only_a: list[str] = field(default_factory=list)  # BN layers removed in B
+    only_b: list[str] = field(default_factory=list)  # BN layers added in B
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[str]:
+        return self.a.errors + self.b.errors
+
+    def codes(self, layer: str) -> list[str]:
+        return sorted({f.code for f in self.findings if f.layer == layer})
+
+
+def severity_counts(findings: list[Finding]) -> dict[str, int]:
+    return {
+        "errors": sum(f.severity == Severity.ERROR for f in findings),
+        "warnings": sum(f.severity == Severity.WARNING for f in findings),
+        "infos": sum(f.severity == Severity.INFO for f in findings),
+    }
+
+
+def summarize_diff(report: DiffReport) -> dict[str, int]:
+    """Counts shown at the end of every diff output format."""
+    changed = sum(bool(pair.changed()) for pair in report.pairs)
+    return {
+        **severity_counts(report.findings),
+        "paired": len(report.pairs),
+        "changed": changed,
+        "identical": sum(all(d.status == "identical" for d in p.deltas.values()) for p in report.pairs),
+        "unpaired": len(report.only_a) + len(report.only_b),
+        "unreadable": sum(bool(r.errors) for r in (report.a, report.b)),
+    }
+
+
+def diff_exit_code(report: DiffReport, fail_on: Severity | None) -> int:
+    """0 clean, 1 findings at or above ``fail_on``, 2 either side unreadable (as :func:`exit_code`)."""
+    if report.errors:
+        return 2
+    if fail_on is not None and any(f.severity >= fail_on and not f.known for f in report.findings):
         return 1
     return 0

@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 REALWORLD = Path(os.environ.get("BNCHECK_REALWORLD", ROOT.parent / "shared" / "realworld"))
-SCENARIOS = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir() and not p.name.startswith("__"))
+# The TF checkpoint scenarios of make_fixtures.py: directories holding a checkpoint index.
+SCENARIOS = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir() and any(p.glob("*.index")))
 
 
 def prefix_of(directory: Path) -> str:
@@ -30,9 +31,14 @@ def realworld(relative: str) -> Path:
     return path
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the installed CLI in a fresh process, as a user would."""
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed CLI in a fresh process, as a user would (from the repository by default)."""
     full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "80", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "bncheck", *args], capture_output=True, text=True, env=full_env, timeout=120
+        [sys.executable, "-m", "bncheck", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
+        cwd=cwd or ROOT,
     )

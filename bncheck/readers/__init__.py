@@ -14,11 +14,14 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..model import Checkpoint
+from .keras_metadata import saved_model_hints
+from .sniff import read_keras_file
 from .tfcheckpoint import read_checkpoint
 
 EXPECTED = (
-    "expected a TensorFlow checkpoint: a prefix such as model.ckpt, one of its "
-    ".index/.data-*/.meta files, a directory with a 'checkpoint' file, or a SavedModel directory"
+    "bncheck reads TensorFlow checkpoints (a prefix such as model.ckpt, one of its "
+    ".index/.data-*/.meta files, a directory with a 'checkpoint' file), SavedModel directories, "
+    "Keras .keras archives, Keras 3 .weights.h5 and Keras 2 / tf.keras HDF5 (.h5/.hdf5) files"
 )
 _DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")
 _STATE_LINE = re.compile(r'^model_checkpoint_path:\s*"((?:[^"\\]|\\.)*)"', re.MULTILINE)
@@ -31,7 +34,8 @@ def open_model(path: str) -> Checkpoint:
         if target.is_dir():
             return _open_directory(target, path)
         if target.is_file():
-            return read_checkpoint(_prefix_of_file(target), path)
+            keras = None if _is_checkpoint_file(path) else read_keras_file(target, path)
+            return keras or read_checkpoint(_prefix_of_file(target), path)
         if Path(path + ".index").is_file():
             return read_checkpoint(path, path)
     except OSError as exc:  # e.g. a symlink loop or a permission problem while probing
@@ -39,6 +43,10 @@ def open_model(path: str) -> Checkpoint:
     if os.path.islink(path):
         raise InputError(f"{path}: broken symbolic link")
     raise InputError(f"{path}: no such file, directory or checkpoint prefix{_near_misses(target)}")
+
+
+def _is_checkpoint_file(name: str) -> bool:
+    return name.endswith((".index", ".meta")) or bool(_DATA_SUFFIX.search(name))
 
 
 def _prefix_of_file(file: Path) -> str:
@@ -65,7 +73,10 @@ def _open_directory(directory: Path, shown: str) -> Checkpoint:
     if (directory / "saved_model.pb").is_file() or Path(f"{variables}.index").is_file():
         if not Path(f"{variables}.index").is_file():
             raise InputError(f"{directory}: SavedModel without variables/variables.index")
-        return read_checkpoint(str(variables), shown, "SavedModel (variables)")
+        checkpoint = read_checkpoint(str(variables), shown, "SavedModel (variables)")
+        for layer, hints in saved_model_hints(directory).items():
+            checkpoint.hints.setdefault(layer, hints)
+        return checkpoint
     indexes = sorted(directory.glob("*.index"))
     if len(indexes) == 1:
         return read_checkpoint(str(indexes[0])[: -len(".index")], shown)
@@ -99,3 +110,14 @@ def _near_misses(target: Path) -> str:
     except OSError:
         return ""
     return f" (found {', '.join(near)})" if near else ""
+
+
+def open_with_graph(path: str, meta: str | None = None, graph: bool = True) -> Checkpoint:
+    """:func:`open_model`, plus the training graph: ``meta`` if given, else one found beside
+    the checkpoint (``<prefix>.meta``, a TF1 SavedModel's "train" meta graph); none if not ``graph``."""
+    checkpoint = open_model(path)
+    if graph:
+        from .metagraph import attach_graph
+
+        attach_graph(checkpoint, meta)
+    return checkpoint

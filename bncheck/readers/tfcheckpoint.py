@@ -25,6 +25,7 @@ from .proto import tf_subset_pb2 as pb
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 # Where the step count lives, most telling first. save_counter counts saves, not steps.
+EXPORT_ALIASES = "_all_variables/"
 STEP_NAMES = ("global_step", "iter", "iteration", "iterations", "_iterations", "save_counter")
 
 
@@ -42,7 +43,7 @@ def read_checkpoint(prefix: str, shown_path: str, format_name: str | None = None
     else:
         variables = _name_variables(bundle)
         kind = "TF2 object-based checkpoint" if OBJECT_GRAPH_KEY in bundle else "TF1 name-based checkpoint"
-    checkpoint = Checkpoint(shown_path, format_name or kind, variables, problems=problems)
+    checkpoint = Checkpoint(shown_path, format_name or kind, variables, problems=problems, file=bundle.index_path)
     if not missing:
         _find_step(checkpoint)
     return checkpoint
@@ -84,11 +85,13 @@ def _object_variables(bundle: Bundle, graph: Any) -> list[Variable]:
             if original and slot:
                 slots.setdefault(original, []).append((ref.slot_name, slot))
                 slot_keys.add(slot)
+    # Keras 3 model.export() tracks each variable twice, as variables/N and _all_variables/N: keep one.
+    aliases = {k for k in full_name if k.startswith(EXPORT_ALIASES) and full_name[k] in _names_outside(full_name)}
     # A full_name shared by two variables (two models in one checkpoint) cannot name a layer.
-    counts = Counter(full_name.values())
+    counts = Counter(name for key, name in full_name.items() if key not in aliases)
     variables = []
     for key in bundle.names():
-        if key == OBJECT_GRAPH_KEY or key in slot_keys or not key.endswith(VALUE_SUFFIX):
+        if key == OBJECT_GRAPH_KEY or key in slot_keys or key in aliases or not key.endswith(VALUE_SUFFIX):
             continue
         name = full_name.get(key, "")
         if not name or counts[name] > 1:
@@ -98,6 +101,10 @@ def _object_variables(bundle: Bundle, graph: Any) -> list[Variable]:
             variable.slots[slot_name] = _variable(bundle, slot_key, f"{name}/{slot_name}")
         variables.append(variable)
     return variables
+
+
+def _names_outside(full_name: dict[str, str]) -> set[str]:
+    return {name for key, name in full_name.items() if not key.startswith(EXPORT_ALIASES)}
 
 
 def _unescape(path: str) -> str:

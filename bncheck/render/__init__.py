@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import IO
 
 import numpy as np
 
-from ..model import Report
+from ..model import DiffReport, Report
 
-FORMATS = ("table", "json")
+FORMATS = ("table", "json", "sarif", "github")
 
 
 def value_summary(value: np.ndarray | None) -> dict[str, float | int | None] | None:
@@ -30,8 +31,16 @@ def value_summary(value: np.ndarray | None) -> dict[str, float | int | None] | N
 
 def renderer(name: str) -> Callable[[list[Report], IO[str], bool], None]:
     """The render function of format ``name``: render(reports, stream, show_all)."""
-    if name == "json":
-        from .json import render
-    else:
-        from .table import render
-    return render
+    if name not in FORMATS:
+        raise ValueError(f"unknown format {name!r}")
+    return importlib.import_module(f"{__name__}.{name}").render
+
+
+DIFF_FORMATS = ("table", "json")
+
+
+def diff_renderer(name: str) -> Callable[[DiffReport, IO[str], bool], None]:
+    """The diff render function of format ``name``: render_diff(report, stream, show_all)."""
+    if name not in DIFF_FORMATS:
+        raise ValueError(f"unknown diff format {name!r}")
+    return importlib.import_module(f"{__name__}.{name}").render_diff

@@ -10,12 +10,13 @@ from __future__ import annotations
 from itertools import groupby
 from typing import IO
 
+from rich import box
 from rich.console import Console
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from ..model import BNLayer, Report, Severity, summarize
+from ..model import BNLayer, DiffReport, LayerPair, Report, Severity, summarize, summarize_diff
 from ..rules import RULES
 from . import value_summary
 
@@ -28,7 +29,7 @@ _VARS = (("gamma", "g"), ("beta", "b"), ("moving_mean", "m"), ("moving_variance"
 def _number(x: float | None) -> str:
     if x is None:
         return "nan"
-    return f"{x:.1e}" if x and not 1e-3 <= abs(x) < 1e4 else f"{x:.3g}"
+    return f"{x:.0e}" if x and not 1e-3 <= abs(x) < 1e4 else f"{x:.3g}"
 
 
 def _stats(layer: BNLayer, role: str, initial: float) -> str:
@@ -46,7 +47,7 @@ def _stats(layer: BNLayer, role: str, initial: float) -> str:
     return text
 
 
-def _codes(report: Report, layer: BNLayer) -> Text:
+def _codes(report: Report | DiffReport, layer: BNLayer | LayerPair) -> Text:
     worst: dict[str, Severity] = {}
     for finding in report.findings:
         if finding.layer == layer.name:
@@ -66,13 +67,15 @@ def _layer_table(report: Report, show_all: bool, width: int) -> tuple[Table, int
     fixed = {
         "ch": max(2, *(len(str(layer.channels)) for layer in report.layers)),
         "vars": 11 if any(layer.hints.frozen for layer in report.layers) else 4,
-        "moving_mean": 16,
-        "moving_variance": 16,
+        "moving_mean": 15,
+        "moving_variance": 15,
         "codes": max(5, *(len(c) for c in codes.values())),
     }
     longest = max(len(layer.name) for layer in report.layers)
-    name_width = max(12, min(longest, width - sum(fixed.values()) - 3 * len(fixed)))
-    table = Table(show_edge=False, pad_edge=False, expand=False, header_style="bold")
+    name_width = max(12, min(longest, width - sum(fixed.values()) - 2 * len(fixed)))
+    table = Table(
+        box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), show_edge=False, pad_edge=False, expand=False, header_style="bold"
+    )
     table.add_column("layer", overflow="fold", width=name_width)
     for column, column_width in fixed.items():
         table.add_column(column, overflow="fold", width=column_width, justify="right" if column == "ch" else "left")
@@ -105,7 +108,7 @@ def _header(report: Report) -> Text:
     return Text.assemble((report.path, "bold"), "  " + " | ".join(parts))
 
 
-def _findings(console: Console, report: Report, show_all: bool) -> None:
+def _findings(console: Console, report: Report | DiffReport, show_all: bool) -> None:
     by_rule = groupby(sorted(report.findings, key=lambda f: f.code), key=lambda f: f.code)
     for code, group in by_rule:
         findings = list(group)
@@ -115,14 +118,32 @@ def _findings(console: Console, report: Report, show_all: bool) -> None:
         console.print(Text.assemble((f"{code} {rule.name}", STYLE[worst]), f"  {worst.label}, {count}"))
         shown = findings if show_all else findings[:FINDINGS_PER_RULE]
         for finding in shown:
-            console.print(Padding(Text(f"{finding.layer or '(model)'}: {finding.message}"), (0, 0, 0, 2), expand=False))
+            known = " (known: in the baseline)" if finding.known else ""
+            line = Text(f"{finding.layer or '(model)'}: {finding.message}{known}", style="dim" if known else "")
+            console.print(Padding(line, (0, 0, 0, 2), expand=False))
         if len(findings) > len(shown):
             console.print(Text(f"  ... and {len(findings) - len(shown)} more (--all lists them)", style="dim"))
         console.print(Padding(Text(f"fix: {rule.fix}", style="dim"), (0, 0, 0, 2), expand=False))
 
 
+def _counts(s: dict[str, int]) -> Text:
+    """'2 errors, 1 warning, 0 info', coloured."""
+    return Text.assemble(
+        (f"{s['errors']} error{'s' if s['errors'] != 1 else ''}", "bold red" if s["errors"] else ""),
+        ", ",
+        (f"{s['warnings']} warning{'s' if s['warnings'] != 1 else ''}", "yellow" if s["warnings"] else ""),
+        f", {s['infos']} info",
+    )
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Let the caller decide (Rich would exit 1, hiding the real exit status)."""
+        raise BrokenPipeError
+
+
 def render(reports: list[Report], stream: IO[str], show_all: bool = False) -> None:
-    console = Console(file=stream, highlight=False, soft_wrap=False)
+    console = _Console(file=stream, highlight=False, soft_wrap=False)
     for report in reports:
         console.print(_header(report))
         for error in report.errors:
@@ -139,12 +160,92 @@ def render(reports: list[Report], stream: IO[str], show_all: bool = False) -> No
         _findings(console, report, show_all)
         console.print()
     s = summarize(reports)
-    line = Text.assemble(
-        (f"{s['errors']} error{'s' if s['errors'] != 1 else ''}", "bold red" if s["errors"] else ""),
-        ", ",
-        (f"{s['warnings']} warning{'s' if s['warnings'] != 1 else ''}", "yellow" if s["warnings"] else ""),
-        f", {s['infos']} info in {s['layers']} BN layers of {s['files']} file{'s' if s['files'] != 1 else ''}",
+    line = _counts(s)
+    line.append(f" in {s['layers']} BN layers of {s['files']} file{'s' if s['files'] != 1 else ''}")
+    if s["unreadable"]:
+        line.append(f"; {s['unreadable']} file(s) not fully readable", style="bold red")
+    console.print(line)
+
+
+# --------------------------------------------------------------------------- diff
+
+_DIFF_COLUMNS = (("gamma", "gamma"), ("beta", "beta"), ("moving_mean", "mean"), ("moving_variance", "variance"))
+_DIFF_LEGEND = (
+    "cells: max |B-A| over the channels, below it relative to the smaller of max |A|, max |B|; "
+    "~ within --rtol/--atol; identical: bit-identical; - not in either"
+)
+
+
+def _shape(shape: tuple[int, ...] | None) -> str:
+    return "x".join(map(str, shape)) if shape else "scalar"
+
+
+def _delta_cell(pair: LayerPair, role: str) -> Text:
+    delta = pair.deltas.get(role)
+    if delta is None:
+        return Text("-", style="dim")
+    if delta.status == "identical":
+        return Text("identical", style="dim")
+    if delta.status == "reshaped":
+        return Text(f"{_shape(delta.shape_a)}->{_shape(delta.shape_b)}", style="bold yellow")
+    if delta.status in ("added", "removed", "not read"):
+        return Text(delta.status, style="bold yellow" if delta.changed else "dim")
+    relative = "-" if delta.max_rel is None else f"{100 * delta.max_rel:.3g}%"
+    if delta.nonfinite:
+        relative = f"{delta.nonfinite} nan"
+    within = "~" if delta.status == "within" else ""
+    return Text(f"{within}{_number(delta.max_abs)}\n{within}{relative}", style="yellow" if delta.changed else "dim")
+
+
+def _diff_table(report: DiffReport, show_all: bool, width: int) -> tuple[Table, int]:
+    """One row per paired layer; identical rows are one dim line, changed ones two highlighted."""
+    codes = {pair.name: _codes(report, pair) for pair in report.pairs}
+    fixed = {label: 9 for _, label in _DIFF_COLUMNS} | {"codes": 5}  # one code a line: rows are 2 lines anyway
+    longest = max(len(pair.name) for pair in report.pairs)
+    name_width = max(12, min(longest, width - sum(fixed.values()) - 2 * len(fixed)))
+    table = Table(
+        box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), show_edge=False, pad_edge=False, expand=False, header_style="bold"
     )
+    table.add_column("layer", overflow="fold", width=name_width)
+    for column, column_width in fixed.items():
+        table.add_column(column, overflow="fold", width=column_width)
+    flagged = {f.layer for f in report.findings}
+    collapse = not show_all and len(report.pairs) > COLLAPSE_ABOVE
+    hidden = 0
+    for pair in report.pairs:
+        changed = bool(pair.changed())
+        if collapse and not changed and pair.name not in flagged:
+            hidden += 1
+            continue
+        name = Text(pair.name, style="bold" if changed else "dim")
+        table.add_row(name, *(_delta_cell(pair, role) for role, _ in _DIFF_COLUMNS), codes[pair.name])
+    return table, hidden
+
+
+def render_diff(report: DiffReport, stream: IO[str], show_all: bool = False) -> None:
+    console = _Console(file=stream, highlight=False, soft_wrap=False)
+    for side, side_report in (("A", report.a), ("B", report.b)):
+        console.print(Text.assemble(f"{side} ", _header(side_report)))
+        for error in side_report.errors:
+            console.print(Text(f"error: {error}", style="bold red"))
+    if report.pairs:
+        table, hidden = _diff_table(report, show_all, console.width)
+        if table.row_count:
+            console.print(table)
+        if hidden:
+            console.print(Text(f"... {hidden} identical layers without findings (--all lists them)", style="dim"))
+        console.print(Text(_DIFF_LEGEND, style="dim"))
+    for side, names in (("A", report.only_a), ("B", report.only_b)):
+        if names:
+            console.print(Text.assemble((f"only in {side}: ", "bold"), ", ".join(names)))
+    for note in report.notes:
+        console.print(Text(f"note: {note}", style="dim"))
+    _findings(console, report, show_all)
+    console.print()
+    s = summarize_diff(report)
+    line = _counts(s)
+    line.append(f"; {s['paired']} layers paired: {s['changed']} changed, {s['identical']} identical")
+    line.append(f"; {s['unpaired']} unpaired")
     if s["unreadable"]:
         line.append(f"; {s['unreadable']} file(s) not fully readable", style="bold red")
     console.print(line)

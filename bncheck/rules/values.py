@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from functools import wraps
 
 import numpy as np
 
 from ..model import ROLES, BNLayer, Severity
 from . import Context, Hit, per_layer, rule
+from .causes import cause_of_missing_stats, cause_of_stale_stats
 
 INITIAL = {"gamma": 1.0, "beta": 0.0, "moving_mean": 0.0, "moving_variance": 1.0}
 EMA_SLOTS = ("ExponentialMovingAverage",)
@@ -46,6 +49,37 @@ def _f64(layer: BNLayer, role: str) -> np.ndarray | None:
     return None if value is None else value.astype(np.float64).ravel()
 
 
+FROZEN = "frozen layer (trainable=False): training does not update it, so this is expected if its values were loaded"
+
+
+def _frozen_aware(keep_own_evidence: bool = False) -> Callable:
+    """The frozen-layer policy of the rules that assume the layer was trained (BN002, BN003, BN006).
+
+    A layer the file marks frozen (Keras ``trainable=False``) is not updated by the
+    training the file records: its findings are reported as info, without the step-count
+    estimate, saying it is frozen. Exception (``keep_own_evidence``): BN002 on a frozen layer
+    whose own gamma/beta moved stays an error, since they moved before the layer was
+    frozen, when its statistics should have moved too.
+    """
+
+    def decorate(check: Callable[[BNLayer, Context], Iterator[Hit]]) -> Callable:
+        @wraps(check)
+        def run(layer: BNLayer, context: Context) -> Iterator[Hit]:
+            if not layer.hints.frozen:
+                yield from check(layer, context)
+                return
+            own = keep_own_evidence and _trained_evidence(layer) is not None
+            for hit in check(layer, replace(context, step=None)):
+                if own:
+                    yield hit[0], f"{hit[1]} — the layer is frozen, but its gamma/beta trained before it was frozen"
+                else:
+                    yield hit[0], f"{hit[1]} — {FROZEN}", Severity.INFO
+
+        return run
+
+    return decorate
+
+
 @rule(
     "BN001",
     "missing-moving-stats",
@@ -67,6 +101,9 @@ def missing_moving_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
     hand-made list of ``model.trainable_weights``. TF2: ``tf.train.Checkpoint(model=model)``
     tracks every variable; a custom ``var_list`` must include ``model.non_trainable_variables``.
 
+    With the training graph (``.meta``), the message names the cause when the graph's
+    Saver leaves the statistics out (BN104).
+
     Silence: ``--ignore BN001`` (e.g. a model that uses batch statistics at inference).
     """
     if not ({"gamma", "beta"} & layer.variables.keys()):
@@ -74,7 +111,12 @@ def missing_moving_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
     missing = [role for role in ("moving_mean", "moving_variance") if role not in layer.variables]
     if missing:
         present = "/".join(role for role in ("gamma", "beta") if role in layer.variables)
-        yield layer.name, f"{present} saved but {' and '.join(missing)} missing: restored, they would be 0/1"
+        cause = cause_of_missing_stats(layer, context.graph)
+        yield (
+            layer.name,
+            f"{present} saved but {' and '.join(missing)} missing: restored, they would be 0/1"
+            + (f" — {cause}" if cause else ""),
+        )
 
 
 @rule(
@@ -85,6 +127,7 @@ def missing_moving_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
     "run the BN update ops with the train op (UPDATE_OPS control dependency; training=True)",
 )
 @per_layer
+@_frozen_aware(keep_own_evidence=True)
 def stats_never_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     """moving_mean is exactly 0 and moving_variance exactly 1 in every channel, although
     training happened (the layer's gamma/beta moved from 1/0, or, for a layer without
@@ -102,15 +145,28 @@ def stats_never_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     ``K.set_learning_phase(0)`` before building the model. TF2: call the model with
     ``model(x, training=True)`` inside the custom training loop.
 
+    With the training graph (``.meta``), the message names the cause the graph shows: no
+    update ops (BN101), update ops no train op runs (BN102), not in UPDATE_OPS (BN103), or
+    update ops whose momentum depends on an unfed ``keras_learning_phase``.
+
+    Frozen layers (``trainable=False`` in a Keras config): reported as info, saying so;
+    still an error when the layer's own gamma/beta moved (they trained before the freeze,
+    the statistics did not).
+
     Silence: ``--ignore BN002``.
     """
     if not _stats_at_initial(layer):
         return
     own = _trained_evidence(layer)
+    cause = cause_of_stale_stats(layer, context.graph)
+    because = f" — {cause}" if cause else ""
     if own:
-        yield layer.name, f"moving_mean all 0 and moving_variance all 1, yet gamma/beta trained ({own})"
+        yield layer.name, f"moving_mean all 0 and moving_variance all 1, yet gamma/beta trained ({own}){because}"
     elif not ({"gamma", "beta"} & layer.values.keys()) and context.trained:
-        yield layer.name, f"moving_mean all 0 and moving_variance all 1, yet the model trained ({context.trained})"
+        yield (
+            layer.name,
+            f"moving_mean all 0 and moving_variance all 1, yet the model trained ({context.trained}){because}",
+        )
 
 
 @rule(
@@ -121,6 +177,7 @@ def stats_never_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     "check that this layer (or model) was trained before it was saved",
 )
 @per_layer
+@_frozen_aware()
 def layer_untrained(layer: BNLayer, context: Context) -> Iterator[Hit]:
     """gamma = 1, beta = 0, moving_mean = 0 and moving_variance = 1 everywhere: the layer
     (or the whole model) was saved before any training touched it.
@@ -131,6 +188,9 @@ def layer_untrained(layer: BNLayer, context: Context) -> Iterator[Hit]:
     Fix: make sure the checkpoint is the one written after training (TF1: the right
     ``global_step``; Keras: the ``ModelCheckpoint`` of the last or best epoch), and that
     the layer is part of the trained path.
+
+    Frozen layers (``trainable=False`` in a Keras config): reported as info, saying so (a frozen fresh layer is an
+    identity normalisation: fine only if intended).
 
     Silence: ``--ignore BN003``.
     """
@@ -221,6 +281,7 @@ def non_positive_variance(layer: BNLayer, context: Context) -> Iterator[Hit]:
     "train longer or lower the momentum (e.g. 0.9) so the moving averages converge",
 )
 @per_layer
+@_frozen_aware()
 def stats_barely_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     """The moving statistics moved, but not far: with momentum m after n update steps a
     share m**n of the initial 0/1 remains. When the file records the momentum and the
@@ -236,6 +297,9 @@ def stats_barely_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     (TF1: ``tf.layers.batch_normalization(momentum=0.9)``; Keras/TF2:
     ``BatchNormalization(momentum=0.9)``), or re-estimate the statistics with a pass over
     training data in training mode before export.
+
+    Frozen layers (``trainable=False`` in a Keras config): reported as info, saying so, and the step-count
+    estimate is not used (the steps did not update a frozen layer).
 
     Silence: ``--ignore BN006``; the thresholds are settings.
     """

@@ -1,0 +1,45 @@
+"""Baselines: findings recorded in an earlier ``--format json`` report are known.
+
+Known findings are still reported (marked as such) but do not count toward the exit
+status, so a team can adopt bncheck on models with accepted problems and still fail
+on new ones. A finding is identified by (rule code, file path, layer).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from .errors import InputError
+from .model import Report
+
+Key = tuple[str, str, str | None]
+
+
+def _key(code: str, path: str, layer: str | None) -> Key:
+    return code, os.path.normpath(path), layer
+
+
+def load_baseline(path: Path) -> set[Key]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        keys = {
+            _key(finding["code"], file["path"], finding.get("layer"))
+            for file in data["files"]
+            for finding in file["findings"]
+        }
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read baseline ({exc.strerror})") from None
+    except (ValueError, KeyError, TypeError):
+        raise InputError(f"{path}: not a bncheck json report (make one with --format json)") from None
+    return keys
+
+
+def apply_baseline(reports: list[Report], known: set[Key]) -> None:
+    """Mark the findings listed in ``known``."""
+    for report in reports:
+        report.findings = [
+            replace(f, known=True) if _key(f.code, report.path, f.layer) in known else f for f in report.findings
+        ]

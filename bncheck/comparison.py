@@ -1,0 +1,134 @@
+"""Compare the BN state of two model files -> :class:`DiffReport`.
+
+Layers are paired by name. For every variable of a pair the change from A to B is
+measured in float64: *identical* means bit-identical float64 values; otherwise the
+variable changed *within* tolerance when every element has |b - a| <= atol + rtol * |a|
+(``change_atol``/``change_rtol``, both 0 by default), else it *changed*. Then the diff
+rules (``kind="diff"``) judge the pairs.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+import numpy as np
+
+from .analysis import load_values
+from .config import Settings
+from .grouping import group_layers, natural_key
+from .model import ROLES, BNLayer, Checkpoint, Delta, DiffReport, LayerPair, Report
+from .rules import RULES, DiffContext
+
+_FLOAT_EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
+
+
+def compare(a: Checkpoint, b: Checkpoint, settings: Settings, frozen: tuple[str, ...] = ()) -> DiffReport:
+    """Pair the BN layers of ``a`` and ``b`` by name, measure their changes, run the diff rules."""
+    report = DiffReport(_side(a), _side(b))
+    rtol, atol = settings.thresholds.change_rtol, settings.thresholds.change_atol
+    in_b = {layer.name: layer for layer in report.b.layers}
+    for layer in report.a.layers:
+        if layer.name in in_b:
+            report.pairs.append(pair_layers(layer, in_b[layer.name], rtol, atol))
+        else:
+            report.only_a.append(layer.name)
+    in_a = {layer.name for layer in report.a.layers}
+    report.only_b = [layer.name for layer in report.b.layers if layer.name not in in_a]
+    _notes(report, frozen)
+    context = DiffContext(frozen, settings.thresholds)
+    for code, rule in RULES.items():
+        if rule.kind == "diff" and settings.wants(code):
+            report.findings.extend(rule.run(report, context))
+    report.findings.sort(key=lambda f: (natural_key(f.layer or ""), f.code))
+    return report
+
+
+def _side(checkpoint: Checkpoint) -> Report:
+    """One input's BN layers with their values loaded (no rules run)."""
+    grouping = group_layers(checkpoint)
+    report = Report(
+        checkpoint.path,
+        checkpoint.format,
+        checkpoint.step,
+        checkpoint.step_source,
+        grouping.layers,
+        errors=list(checkpoint.problems),
+    )
+    if not checkpoint.problems:
+        load_values(grouping.layers, report)
+    return report
+
+
+def pair_layers(a: BNLayer, b: BNLayer, rtol: float = 0.0, atol: float = 0.0) -> LayerPair:
+    """The deltas of every variable of two layers of the same name (ROLES first)."""
+    roles = [r for r in ROLES if r in a.variables or r in b.variables]
+    roles += [r for r in {**a.variables, **b.variables} if r not in ROLES]
+    pair = LayerPair(a.name, a, b, {role: _delta(a, b, role, rtol, atol) for role in roles})
+    variance = pair.deltas.get("moving_variance")
+    if variance is not None and variance.status in ("changed", "within"):
+        pair.variance_ratio, pair.bessel = _variance_ratio(a.values["moving_variance"], b.values["moving_variance"])
+    return pair
+
+
+def _delta(a: BNLayer, b: BNLayer, role: str, rtol: float, atol: float) -> Delta:
+    va, vb = a.variables.get(role), b.variables.get(role)
+    shape_a, shape_b = (va.shape if va else None), (vb.shape if vb else None)
+    if va is None or vb is None:
+        return Delta("added" if va is None else "removed", shape_a=shape_a, shape_b=shape_b)
+    if shape_a != shape_b:
+        return Delta("reshaped", shape_a=shape_a, shape_b=shape_b)
+    if role not in a.values or role not in b.values:
+        return Delta("not read", shape_a=shape_a, shape_b=shape_b)
+    x = np.asarray(a.values[role], dtype=np.float64).ravel()
+    y = np.asarray(b.values[role], dtype=np.float64).ravel()
+    if np.array_equal(x.view(np.uint64), y.view(np.uint64)):
+        return Delta("identical", 0.0, 0.0, shape_a, shape_b)
+    with np.errstate(invalid="ignore", over="ignore"):
+        change = np.abs(y - x)
+        same = (x == y) | (np.isnan(x) & np.isnan(y))
+        beyond = ~(same | (change <= atol + rtol * np.abs(x)))
+    finite = np.isfinite(change)
+    max_abs = float(change[finite].max()) if finite.any() else None
+    scale = min(_max_abs(x), _max_abs(y))
+    max_rel = max_abs / scale if max_abs is not None and scale > 0 else None
+    nonfinite = int(np.count_nonzero(~finite & ~same))
+    return Delta("changed" if beyond.any() else "within", max_abs, max_rel, shape_a, shape_b, nonfinite)
+
+
+def _max_abs(x: np.ndarray) -> float:
+    finite = np.abs(x[np.isfinite(x)])
+    return float(finite.max()) if finite.size else 0.0
+
+
+def _variance_ratio(a: np.ndarray, b: np.ndarray) -> tuple[float | None, int | None]:
+    """(c, n): B = c * A in every channel; n when c is n/(n-1) or (n-1)/n (Bessel's correction)."""
+    x, y = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    if not x.size or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y)) and np.all(x > 0) and np.all(y > 0)):
+        return None, None
+    ratio = y / x
+    c = float(np.median(ratio))
+    tol = 4 * max(_FLOAT_EPS.get(str(a.dtype), 2.0**-23), _FLOAT_EPS.get(str(b.dtype), 2.0**-23))
+    if c == 1.0 or not np.all(np.abs(ratio - c) <= tol * c):
+        return None, None
+    big = max(c, 1 / c)
+    n = round(big / (big - 1))
+    return c, (n if n >= 2 and abs(n / (n - 1) - big) <= tol * big else None)
+
+
+def _notes(report: DiffReport, frozen: tuple[str, ...]) -> None:
+    if report.a.layers and report.b.layers and not report.pairs:
+        report.notes.append(
+            "no BN layer name is in both files: are they checkpoints of the same model? Layers are paired by name"
+        )
+    for glob in frozen:
+        if not any(fnmatchcase(pair.name, glob) for pair in report.pairs):
+            report.notes.append(f"--frozen {glob!r} matches no layer present in both files")
+    for pair in report.pairs:
+        if pair.bessel:
+            n = pair.bessel
+            factor = f"{n}/{n - 1}" if (pair.variance_ratio or 1) > 1 else f"{n - 1}/{n}"
+            report.notes.append(
+                f"{pair.name}: moving_variance of B = A x {factor} in every channel: Bessel's correction for n = {n} "
+                "values per channel (fused and unfused batch norm kernels update the variance with and without it), "
+                "not corruption; BN204 does not judge it"
+            )

@@ -1,0 +1,418 @@
+"""The training graph beside a checkpoint (``<prefix>.meta`` or a TF1 SavedModel), digested.
+
+Parsed with the ``protobuf`` runtime against the project's schema subset, never with
+TensorFlow. The digest (:class:`GraphFacts`) keeps, per variable, only what the graph
+rules consult: the moving-average ops that write it (``AssignMovingAvg*`` /
+``AssignNewValue*``, fused or not, also inside ``cond`` branch functions), whether a
+train op reaches them over data or control inputs, whether they are in UPDATE_OPS,
+whether the Saver saves it, whether it is trainable, and the update's momentum.
+Variables are found through the ops' inputs, never by name prefix: op and variable
+scopes may differ (slim layers built under a name_scope).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from ..errors import FormatError, InputError
+from ..model import Checkpoint, GraphFacts, GraphVariable, LayerHints
+from .proto import tf_subset_pb2 as pb
+
+VARIABLE_OPS = frozenset({"VariableV2", "VarHandleOp", "Variable", "VariableV1"})
+PASS_THROUGH = frozenset({"Identity", "ReadVariableOp", "Switch", "RefSwitch", "Enter", "RefEnter", "RefIdentity"})
+ASSIGN_OPS = frozenset(
+    {"Assign", "AssignVariableOp", "AssignSub", "AssignSubVariableOp", "AssignAdd", "AssignAddVariableOp"}
+)
+IF_OPS = frozenset({"If", "StatelessIf"})
+FUSED_BN = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
+SAVE_OPS = frozenset({"SaveV2", "Save", "SaveSlices"})
+_UPDATE_SCOPE = re.compile(r"(^|/)(AssignMovingAvg|AssignNewValue)[^/]*(/|$)")
+_PART = re.compile(r"/part_\d+$")
+_APPLY = re.compile(r"^(Resource)?(Sparse)?Apply[A-Z]")
+NO_GRAPH = "; use --no-graph to ignore it"
+
+
+def _name(ref: str) -> str:
+    """Node name of an input reference ('^name', 'name:1')."""
+    return ref.lstrip("^").split(":", 1)[0]
+
+
+def variable_name(node_name: str) -> str:
+    """The checkpoint name of a variable node (partition slices 'x/part_0' belong to 'x')."""
+    return _PART.sub("", node_name)
+
+
+# --------------------------------------------------------------------------- locate and parse
+
+
+def graph_path_for(checkpoint: Checkpoint) -> Path | None:
+    """The graph file beside a TensorFlow checkpoint: ``<prefix>.meta``, or a SavedModel's ``saved_model.pb``."""
+    file = checkpoint.file or ""
+    if not file.endswith(".index"):
+        return None
+    prefix = Path(file[: -len(".index")])
+    if checkpoint.format.startswith("SavedModel"):
+        candidate = prefix.parent.parent / "saved_model.pb"
+    else:
+        candidate = Path(f"{prefix}.meta")
+    return candidate if candidate.is_file() else None
+
+
+def read_graph(path: Path) -> GraphFacts | None:
+    """Parse and digest ``path`` (a MetaGraphDef, or a SavedModel's ``saved_model.pb``).
+
+    A SavedModel without a meta graph tagged "train" gives None (nothing to judge).
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the graph ({exc.strerror or exc}){NO_GRAPH}") from None
+    try:
+        if path.name == "saved_model.pb":
+            saved = pb.SavedModel.FromString(data)
+            meta = next((m for m in saved.meta_graphs if "train" in m.meta_info_def.tags), None)
+            if meta is None:
+                if not saved.meta_graphs:
+                    raise DecodeError("no meta graphs")
+                return None
+        else:
+            meta = pb.MetaGraphDef.FromString(data)
+    except (DecodeError, ValueError, RuntimeError):
+        raise FormatError(f"{path}: not a TensorFlow MetaGraphDef (unparsable){NO_GRAPH}") from None
+    if not meta.graph_def.node or not all(n.name and n.op for n in meta.graph_def.node[:100]):
+        raise FormatError(f"{path}: not a TensorFlow MetaGraphDef (no graph nodes){NO_GRAPH}")
+    return digest(meta, str(path))
+
+
+def attach_graph(checkpoint: Checkpoint, meta: str | None = None) -> Checkpoint:
+    """Read the graph named by ``meta`` or found beside the checkpoint into ``checkpoint.graph``,
+    and record the momentum and epsilon it shows as layer hints."""
+    if meta is not None:
+        path = Path(meta)
+        if not path.is_file():
+            raise InputError(f"{meta}: no such graph file (--meta)")
+    else:
+        found = graph_path_for(checkpoint)
+        if found is None:
+            return checkpoint
+        path = found
+    facts = read_graph(path)
+    if facts is None:
+        return checkpoint
+    checkpoint.graph = facts
+    checkpoint.notes.extend(facts.notes)
+    for scope, (momentum, epsilon) in _layer_numbers(facts).items():
+        hints = checkpoint.hints.get(scope, LayerHints())
+        checkpoint.hints[scope] = replace(
+            hints,
+            momentum=hints.momentum if hints.momentum is not None else momentum,
+            epsilon=hints.epsilon if hints.epsilon is not None else epsilon,
+        )
+    return checkpoint
+
+
+def _layer_numbers(facts: GraphFacts) -> dict[str, tuple[float | None, float | None]]:
+    """Momentum and epsilon per BN layer scope (scopes holding moving statistics only)."""
+    numbers: dict[str, tuple[float | None, float | None]] = {}
+    for name, variable in facts.variables.items():
+        scope, _, role = name.rpartition("/")
+        if role in ("moving_mean", "moving_variance") and scope:
+            momentum, epsilon = numbers.get(scope, (None, facts.epsilon.get(scope)))
+            numbers[scope] = (momentum if momentum is not None else variable.momentum, epsilon)
+    return {scope: pair for scope, pair in numbers.items() if pair != (None, None)}
+
+
+# --------------------------------------------------------------------------- digest
+
+
+class _Graph:
+    """Name index, consumers and the variable resolver over one GraphDef."""
+
+    def __init__(self, graph_def: Any) -> None:
+        self.nodes: dict[str, Any] = {}
+        self.by_op: dict[str, list[Any]] = {}
+        for node in graph_def.node:
+            self.nodes[node.name] = node
+            self.by_op.setdefault(node.op, []).append(node)
+        self.functions: dict[str, Any] = {f.signature.name: f for f in graph_def.library.function}
+
+    def of_type(self, ops: Iterable[str]) -> Iterator[Any]:
+        for op in ops:
+            yield from self.by_op.get(op, ())
+
+    def variable_of(self, ref: str, hops: int = 8) -> str | None:
+        """The variable node an input reference reads, through Identity/ReadVariableOp/Switch chains."""
+        node = self.nodes.get(_name(ref))
+        while node is not None and hops:
+            if node.op in VARIABLE_OPS:
+                return variable_name(node.name)
+            if node.op not in PASS_THROUGH or not node.input:
+                return None
+            node, hops = self.nodes.get(_name(node.input[0])), hops - 1
+        return None
+
+    def constant(self, ref: str, hops: int = 6) -> float | None:
+        """A scalar float constant expression (Const, Identity, Cast, Sub of constants)."""
+        node = self.nodes.get(_name(ref))
+        if node is None or not hops:
+            return None
+        if node.op == "Const":
+            return _scalar(node.attr["value"].tensor)
+        if node.op in ("Identity", "Cast") and node.input:
+            return self.constant(node.input[0], hops - 1)
+        if node.op == "Sub" and len(node.input) >= 2:
+            a, b = self.constant(node.input[0], hops - 1), self.constant(node.input[1], hops - 1)
+            return None if a is None or b is None else a - b
+        return None
+
+    def placeholder_above(self, ref: str, depth: int = 8) -> str | None:
+        """A PlaceholderWithDefault that ``ref`` depends on within ``depth`` hops (e.g. keras_learning_phase)."""
+        seen, frontier = set(), [_name(ref)]
+        for _ in range(depth):
+            following = []
+            for name in frontier:
+                node = self.nodes.get(name)
+                if node is None or name in seen:
+                    continue
+                seen.add(name)
+                if node.op == "PlaceholderWithDefault":
+                    return name
+                following += [_name(i) for i in node.input]
+            frontier = following
+        return None
+
+
+def _scalar(tensor: Any) -> float | None:
+    for values in (tensor.float_val, tensor.double_val):
+        if len(values) == 1:
+            return float(values[0])
+    if tensor.dtype == pb.DT_FLOAT and len(tensor.tensor_content) == 4:
+        return float(struct.unpack("<f", tensor.tensor_content)[0])
+    return None
+
+
+def _strings(tensor: Any) -> list[str]:
+    return [s.decode("utf-8", "replace") for s in tensor.string_val]
+
+
+def _collection(meta: Any, key: str) -> list[Any]:
+    if key not in meta.collection_def:
+        return []
+    collection = meta.collection_def[key]
+    kind = collection.WhichOneof("kind")
+    return list(getattr(collection, kind).value) if kind else []
+
+
+def _update_ops(graph: _Graph) -> Iterator[tuple[str, str, Any]]:
+    """(variable, op name, node) of every moving-average update op, in the graph and in cond branches."""
+    for node in graph.of_type(sorted(ASSIGN_OPS | IF_OPS)):
+        if node.op in ASSIGN_OPS and node.input and _UPDATE_SCOPE.search(node.name):
+            variable = graph.variable_of(node.input[0])
+            if variable is not None:
+                yield variable, node.name, node
+        elif node.op in IF_OPS:
+            for variable in dict.fromkeys(v for v, _ in _branch_updates(graph, node)):
+                yield variable, node.name, None  # the If node stands for the ops of its branches
+
+
+def _hand_written_updates(graph: _Graph, collected: set[str]) -> Iterator[tuple[str, str]]:
+    """Assign ops the user put in UPDATE_OPS under other names (hand-written moving averages)."""
+    for name in collected:
+        node = graph.nodes.get(name)
+        if node is not None and node.op in ASSIGN_OPS and node.input and not _UPDATE_SCOPE.search(name):
+            variable = graph.variable_of(node.input[0])
+            if variable is not None:
+                yield variable, name
+
+
+def _branch_updates(graph: _Graph, if_node: Any) -> Iterator[tuple[str, str]]:
+    """Update ops inside the then/else functions of a cond_v2 ``If`` node, mapped to outer variables."""
+    for attr in ("then_branch", "else_branch"):
+        function = graph.functions.get(if_node.attr[attr].func.name) if attr in if_node.attr else None
+        if function is None:
+            continue
+        args = {arg.name: i for i, arg in enumerate(function.signature.input_arg)}
+        body = {n.name: n for n in function.node_def}
+        for node in function.node_def:
+            if node.op in ASSIGN_OPS and node.input and _UPDATE_SCOPE.search(node.name):
+                ref, hops = _name(node.input[0]), 8
+                while ref not in args and ref in body and body[ref].op in PASS_THROUGH and body[ref].input and hops:
+                    ref, hops = _name(body[ref].input[0]), hops - 1
+                if ref in args and args[ref] + 1 < len(if_node.input):
+                    variable = graph.variable_of(if_node.input[args[ref] + 1])
+                    if variable is not None:
+                        yield variable, node.name
+
+
+def _train_ops(graph: _Graph, meta: Any) -> list[str]:
+    """The train_op collection (else the optimizer's apply ops), and the groups built on them.
+
+    A group is a NoOp or Identity that depends on a train op (``tf.group(minimize_op,
+    *update_ops)``, ``tf.control_dependencies([opt_op])`` around an EMA): running it runs
+    the train op, so what it depends on runs too.
+    """
+    roots = [_name(v) for v in _collection(meta, "train_op") if isinstance(v, str)]
+    roots = [r for r in roots if r in graph.nodes]
+    if not roots:
+        roots = [n.name for op in graph.by_op if _APPLY.match(op) for n in graph.by_op[op]]
+    found = dict.fromkeys(roots)
+    groups = list(graph.of_type(("NoOp", "Identity")))
+    for _ in range(8):
+        grown = [n.name for n in groups if n.name not in found and any(_name(i) in found for i in n.input)]
+        if not grown:
+            break
+        found.update(dict.fromkeys(grown))
+    return list(found)
+
+
+def _reachable(graph: _Graph, roots: Iterable[str], targets: set[str]) -> set[str]:
+    """The targets that the roots depend on through data or control inputs."""
+    seen = set(roots)
+    stack = list(seen)
+    nodes = graph.nodes
+    while stack:
+        node = nodes.get(stack.pop())
+        if node is None:
+            continue
+        for ref in node.input:
+            name = ref[1:] if ref[0] == "^" else ref.partition(":")[0]
+            if name not in seen:
+                seen.add(name)
+                stack.append(name)
+    return seen & targets
+
+
+def _saver(graph: _Graph, meta: Any) -> tuple[str | None, set[str]]:
+    """The save op(s) of the graph's Saver and the tensor names they write."""
+    scope = meta.saver_def.save_tensor_name.rpartition("/")[0] or "save"
+    ops = [n for n in graph.of_type(sorted(SAVE_OPS)) if n.name.rpartition("/")[0] == scope]
+    names: set[str] = set()
+    for op in ops:
+        const = graph.nodes.get(_name(op.input[1])) if len(op.input) > 1 else None
+        if const is not None and const.op == "Const":
+            names.update(_strings(const.attr["value"].tensor))
+    return (", ".join(op.name for op in ops) or None), names
+
+
+def _trainable(meta: Any) -> set[str]:
+    names = set()
+    for raw in _collection(meta, "trainable_variables"):
+        if isinstance(raw, bytes):
+            try:
+                names.add(variable_name(pb.VariableDef.FromString(raw).variable_name.split(":", 1)[0]))
+            except DecodeError:
+                continue
+    return names
+
+
+def _momentum(graph: _Graph, node: Any) -> tuple[float | None, str | None]:
+    """1 - decay of one update op, or the placeholder its decay depends on."""
+    if len(node.input) < 2:
+        return None, None
+    value = graph.nodes.get(_name(node.input[1]))
+    while value is not None and value.op == "Identity" and value.input:
+        value = graph.nodes.get(_name(value.input[0]))
+    if value is None:
+        return None, None
+    if value.op in FUSED_BN and "exponential_avg_factor" in value.attr:  # AssignNewValue of a fused update
+        factor = value.attr["exponential_avg_factor"].f
+        return (_round(1.0 - factor) if factor < 1.0 else None), None
+    if value.op != "Mul":
+        return None, None
+    for ref in value.input:
+        factor = graph.constant(ref)
+        if factor is not None:
+            return _round(1.0 - factor), None
+    for ref in value.input:  # the side that is 1 - momentum: Sub(1.0, <momentum expression>)
+        side = graph.nodes.get(_name(ref))
+        if side is not None and side.op == "Sub" and len(side.input) == 2 and graph.constant(side.input[0]) == 1.0:
+            return None, graph.placeholder_above(side.input[1])
+    return None, None
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def _epsilons(graph: _Graph) -> dict[str, float]:
+    """epsilon per layer scope: the FusedBatchNorm attr, or the constant added to the variance before Rsqrt."""
+    found: dict[str, float] = {}
+    rsqrt = {n.name for n in graph.of_type(("Rsqrt",))}
+    consumers: dict[str, list[Any]] = {}  # Mul nodes by their Rsqrt input: gamma * rsqrt(var + eps)
+    for node in graph.of_type(("Mul",)):
+        for ref in node.input:
+            if _name(ref) in rsqrt:
+                consumers.setdefault(_name(ref), []).append(node)
+    for node in graph.of_type(sorted(FUSED_BN | {"Rsqrt"})):
+        if node.op in FUSED_BN and "epsilon" in node.attr:
+            variables = [graph.variable_of(ref) for ref in node.input[1:5]]
+            epsilon = node.attr["epsilon"].f
+        elif node.op == "Rsqrt" and node.input:
+            add = graph.nodes.get(_name(node.input[0]))
+            if add is None or add.op not in ("Add", "AddV2") or len(add.input) != 2:
+                continue
+            constants = [graph.constant(ref) for ref in add.input]
+            if constants.count(None) != 1:
+                continue
+            epsilon = next(c for c in constants if c is not None)
+            variables = [graph.variable_of(ref) for ref in add.input]
+            for mul in consumers.get(node.name, ()):
+                variables += [graph.variable_of(ref) for ref in mul.input]
+        else:
+            continue
+        for variable in variables:
+            if variable is not None and "/" in variable:
+                found.setdefault(variable.rpartition("/")[0], float(f"{epsilon:.7g}"))
+                break
+    return found
+
+
+def digest(meta: Any, path: str) -> GraphFacts:
+    """Reduce a MetaGraphDef to :class:`GraphFacts`."""
+    graph = _Graph(meta.graph_def)
+    listed = {_name(v) for v in _collection(meta, "update_ops") if isinstance(v, str)}
+    collected = listed | {_name(ref) for name in listed if name in graph.nodes for ref in graph.nodes[name].input}
+    updates: dict[str, list[tuple[str, Any]]] = {}
+    for variable, op_name, node in _update_ops(graph):
+        updates.setdefault(variable, []).append((op_name, node))
+    named = set(updates)
+    for variable, op_name in sorted(_hand_written_updates(graph, listed)):
+        if variable not in named:
+            updates.setdefault(variable, []).append((op_name, graph.nodes[op_name]))
+    train_ops = _train_ops(graph, meta)
+    reached = _reachable(graph, train_ops, {op for ops in updates.values() for op, _ in ops})
+    save_op, saved = _saver(graph, meta)
+    trainable = _trainable(meta)
+    variables: dict[str, GraphVariable] = {}
+    for node in graph.of_type(sorted(VARIABLE_OPS)):
+        name = variable_name(node.name)
+        ops = updates.get(name, [])
+        momentum, placeholder = None, None
+        for _, op_node in ops:
+            if op_node is not None and momentum is None and placeholder is None:
+                momentum, placeholder = _momentum(graph, op_node)
+        op_names = tuple(dict.fromkeys(op for op, _ in ops))
+        variables[name] = GraphVariable(
+            name,
+            update_ops=op_names,
+            updates_run=any(op in reached for op in op_names),
+            updates_collected=any(op in collected for op in op_names),
+            saved=(name in saved) if save_op else None,
+            trainable=name in trainable,
+            momentum=momentum,
+            decay_placeholder=placeholder,
+        )
+    notes = []
+    if not train_ops:
+        notes.append(
+            f"{Path(path).name}: no train op in the graph (no train_op collection, no optimizer apply ops): "
+            "update-op rules BN101-BN103 not checked"
+        )
+    return GraphFacts(path, variables, tuple(train_ops), save_op, _epsilons(graph), tuple(notes))

@@ -1,0 +1,218 @@
+"""Diff rules BN201-BN204: they compare the BN layers of two checkpoints A and B (``bncheck diff``).
+
+A check receives the :class:`~bncheck.model.DiffReport` (pairs and unpaired layers, no
+findings yet) and a :class:`DiffContext`. "Changed" means beyond ``--rtol``/``--atol``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fnmatch import fnmatchcase
+
+from ..model import Delta, DiffReport, LayerPair, Severity
+from . import DiffContext, Hit, rule
+
+STATS = ("moving_mean", "moving_variance")
+
+
+def frozen_globs(name: str, frozen: tuple[str, ...]) -> list[str]:
+    """The --frozen globs that match layer ``name`` (fnmatch, case-sensitive)."""
+    return [glob for glob in frozen if fnmatchcase(name, glob)]
+
+
+def _change(role: str, delta: Delta) -> str:
+    """'gamma by up to 0.0123 (4.5%)' or 'gamma (reshaped [4] -> [8])'."""
+    if delta.status == "reshaped":
+        return f"{role} (reshaped {list(delta.shape_a or ())} -> {list(delta.shape_b or ())})"
+    if delta.max_abs is None:
+        return f"{role} ({delta.status}{', NaN/Inf' if delta.nonfinite else ''})"
+    relative = f" ({delta.max_rel:.1%})" if delta.max_rel is not None else ""
+    nonfinite = f", {delta.nonfinite} element(s) now or formerly NaN/Inf" if delta.nonfinite else ""
+    return f"{role} by up to {delta.max_abs:.3g}{relative}{nonfinite}"
+
+
+def _changes(pair: LayerPair, roles: list[str]) -> str:
+    return ", ".join(_change(role, pair.deltas[role]) for role in roles)
+
+
+@rule(
+    "BN201",
+    "stats-frozen-while-trained",
+    Severity.ERROR,
+    "gamma/beta changed between A and B but the moving statistics did not",
+    "run the BN update ops with the train op (UPDATE_OPS control dependency; training=True)",
+    kind="diff",
+)
+def stats_frozen_while_trained(report: DiffReport, context: DiffContext) -> Iterator[Hit]:
+    """Between checkpoint A and the later checkpoint B, the layer's gamma and/or beta
+    changed (the optimizer trained it) while moving_mean and moving_variance stayed the
+    same (bit-identical, or within --rtol/--atol).
+
+    Why it matters: the moving statistics are updated by separate assign ops that run only
+    when the layer is called in training mode and something makes the ops execute. If the
+    optimizer moved gamma/beta but the statistics stood still, those ops did not run
+    during the training between A and B: inference will normalise with stale statistics
+    (exactly 0/1 if they never ran: see BN002 in ``bncheck inspect B``).
+
+    Fix: TF1: ``with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+    train_op = opt.minimize(loss)`` and build the layers with ``training=True`` (a
+    placeholder) while training; tf.keras layers in a TF1 graph keep their update ops in
+    ``model.updates``, not in UPDATE_OPS: add them. Keras: do not call
+    ``K.set_learning_phase(0)`` before building the model; ``model.fit`` runs the updates.
+    TF2: call ``model(x, training=True)`` inside the custom training loop.
+
+    Layers declared frozen with ``--frozen`` are left to BN202. Silence: ``--ignore BN201``.
+    """
+    for pair in report.pairs:
+        if frozen_globs(pair.name, context.frozen):
+            continue
+        trained = pair.changed("gamma", "beta")
+        stats = [pair.deltas.get(role) for role in STATS]
+        if not trained or not all(d is not None and d.status in ("identical", "within") for d in stats):
+            continue
+        same = "identical" if all(d.status == "identical" for d in stats if d) else "unchanged within tolerance"
+        yield (
+            pair.name,
+            f"{_changes(pair, trained)} changed, but moving_mean and moving_variance are {same}: "
+            "the BN update ops did not run between A and B",
+        )
+
+
+@rule(
+    "BN202",
+    "frozen-layer-drift",
+    Severity.ERROR,
+    "a layer declared frozen (--frozen GLOB) changed between A and B",
+    "freeze BN in inference mode (TF1 training=False; Keras trainable=False) and leave it out of the optimizer",
+    kind="diff",
+)
+def frozen_layer_drift(report: DiffReport, context: DiffContext) -> Iterator[Hit]:
+    """A layer whose name matches a ``--frozen GLOB`` (fnmatch on layer names,
+    repeatable) has a variable that changed between A (the base) and B (the fine-tuned
+    model), was reshaped, added or removed.
+
+    Why it matters: a frozen BN layer must keep the base model's gamma, beta and moving
+    statistics. If only the statistics changed, the layer still ran in training mode and
+    its update ops ran: it normalised with batch statistics during fine-tuning and now
+    holds statistics of the new data mixed into the old (the classic TF1 fine-tune:
+    ``trainable=False`` or an optimizer ``var_list`` without the BN variables freezes
+    gamma/beta but not the moving averages). If gamma/beta changed, the optimizer still
+    trains the layer.
+
+    Fix: TF1: build the frozen layers with ``training=False`` (a separate
+    ``is_training`` for the backbone) and keep their variables out of ``var_list``; only
+    then wrap the train op in UPDATE_OPS. Keras (2.x in TF2, Keras 3): ``layer.trainable
+    = False`` also runs BN in inference mode; call the base model with
+    ``base(x, training=False)`` when fine-tuning. TF2 custom loops: call the frozen part
+    with ``training=False`` and apply gradients only to ``model.trainable_variables``.
+
+    Silence: narrow ``--frozen`` to the layers that must not change, or ``--ignore BN202``.
+    """
+    for pair in report.pairs:
+        globs = frozen_globs(pair.name, context.frozen)
+        changed = pair.changed()
+        if not globs or not changed:
+            continue
+        trained = pair.changed("gamma", "beta")
+        why = (
+            "the optimizer still trained it"
+            if trained
+            else "gamma/beta did not, so the layer still ran in training mode and its update ops ran"
+        )
+        yield (
+            pair.name,
+            f"declared frozen (--frozen {globs[0]!r}) but {_changes(pair, changed)} changed: {why}",
+        )
+
+
+@rule(
+    "BN203",
+    "layer-set-changed",
+    Severity.WARNING,
+    "BN layers or BN variables added, removed or reshaped between A and B",
+    "compare checkpoints of the same architecture, saved with all variables",
+    kind="diff",
+)
+def layer_set_changed(report: DiffReport, context: DiffContext) -> Iterator[Hit]:
+    """A BN layer is in only one of A and B, or a layer in both gained, lost or reshaped
+    a variable (for example moving_mean/moving_variance missing in B, or gamma of 64
+    channels in A and 128 in B).
+
+    Why it matters: restoring A's weights into B's model (or the reverse) silently
+    leaves the missing variables at their initial values (statistics 0/1) or fails on the
+    shapes; an export that dropped the moving statistics (a saver of trainable variables
+    only) shows up here first. Layers are paired by name: a renamed layer looks removed
+    and added.
+
+    Fix: TF1: save with ``tf.compat.v1.train.Saver()`` (all global variables), not
+    ``Saver(tf.trainable_variables())``; give layers stable names (``name=`` in
+    ``tf.layers``) so that scopes do not renumber when the graph changes. Keras: name
+    layers explicitly and save with ``model.save``/``save_weights`` (they include the
+    moving statistics). TF2: ``tf.train.Checkpoint(model=model)`` tracks every variable.
+
+    Silence: ``--ignore BN203`` when the architecture change is intended.
+    """
+    for name in report.only_a:
+        yield name, "BN layer in A is not in B (removed or renamed)"
+    for name in report.only_b:
+        yield name, "BN layer in B is not in A (added or renamed)"
+    for pair in report.pairs:
+        parts = []
+        for status, verb in (("added", "added in B"), ("removed", "missing in B")):
+            roles = [role for role, delta in pair.deltas.items() if delta.status == status]
+            if roles:
+                parts.append(f"{', '.join(roles)} {verb}")
+        reshaped = [role for role, delta in pair.deltas.items() if delta.status == "reshaped"]
+        if reshaped:
+            parts.append(_changes(pair, reshaped))
+        if parts:
+            yield pair.name, "; ".join(parts)
+
+
+@rule(
+    "BN204",
+    "stats-shift",
+    Severity.WARNING,
+    "moving statistics moved by more than the stats_shift threshold (relative, default 1.0)",
+    "check that B was trained on data like A's, with the update ops and momentum you expect",
+    kind="diff",
+)
+def stats_shift(report: DiffReport, context: DiffContext) -> Iterator[Hit]:
+    """moving_mean or moving_variance changed by more than ``stats_shift`` (default 1.0,
+    ``--shift``) relative to their size: max |B - A| over the channels divided by the
+    smaller of max |A| and max |B|. 1.0 means a statistic more than doubled, fell below
+    half, or moved by more than its own magnitude.
+
+    Why it matters: between two checkpoints of one training run, or a base model and a
+    fine-tune on similar data, the statistics drift slowly. A large jump means B saw very
+    different data (a domain shift, unnormalised inputs, a different preprocessing), a
+    momentum that forgets fast, a tiny or unrepresentative batch, or values broken by an
+    export or a conversion.
+
+    Not reported: a moving_variance whose every channel differs by one constant
+    n/(n-1) (or (n-1)/n) for an integer n >= 2. Fused batch norm kernels update the
+    moving variance with Bessel's correction (the unbiased variance over n values per
+    channel) and unfused ones without it, so the same training run through the two gives
+    exactly this factor: it is said in a note, not judged.
+
+    Fix: compare the preprocessing of the data behind A and B; TF1 and Keras: a momentum
+    of 0.9-0.99 and batches of more than a few samples; freeze BN (training=False) when
+    fine-tuning on small data sets; TF2: the same in ``tf.keras.layers.BatchNormalization``.
+
+    Silence: ``--shift X`` (or threshold ``stats_shift`` in ``[tool.bncheck]``), or ``--ignore BN204``.
+    """
+    limit = context.thresholds.stats_shift
+    for pair in report.pairs:
+        moved = []
+        for role in STATS:
+            delta = pair.deltas.get(role)
+            if delta is None or delta.status != "changed" or delta.max_rel is None or delta.max_rel <= limit:
+                continue
+            if role == "moving_variance" and pair.bessel:
+                continue
+            text = _change(role, delta)
+            if role == "moving_variance" and pair.variance_ratio is not None:
+                text += f", x{pair.variance_ratio:.4g} in every channel"
+            moved.append(text)
+        if moved:
+            yield pair.name, f"{'; '.join(moved)}: more than the stats_shift threshold {limit:g} allows"

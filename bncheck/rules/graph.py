@@ -1,0 +1,157 @@
+"""Graph rules BN101-BN105: they need the training graph (``.meta`` or a TF1 SavedModel tagged "train")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..model import BNLayer, Severity
+from . import Context, Hit, per_layer, rule
+from .causes import diagnose
+
+
+def _hits(code: str, layer: BNLayer, context: Context) -> Iterator[Hit]:
+    for diagnosis in diagnose(layer, context.graph):
+        if diagnosis.code == code:
+            yield layer.name, diagnosis.message
+
+
+@rule(
+    "BN101",
+    "no-update-ops",
+    Severity.ERROR,
+    "the training graph has no moving-average update ops for the layer",
+    "build the layer in training mode while training (training=True; no set_learning_phase(0) before building)",
+)
+@per_layer
+def no_update_ops(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """The training graph has no op that writes the layer's moving_mean or moving_variance
+    (no ``AssignMovingAvg*``/``AssignNewValue*`` assign op, fused or not, in cond branches
+    neither). Judged only in a training graph (one with a train op).
+
+    Why it matters: the layer was built in inference mode, so nothing can ever update its
+    statistics; they stay 0/1 (BN002) or, if trained by gradient, are not statistics at all.
+
+    Fix: TF1: ``tf.compat.v1.layers.batch_normalization(x, training=is_training)`` with
+    a placeholder or Python bool that is True while training (the default is False).
+    tf.keras in a TF1 graph: do not call ``K.set_learning_phase(0)`` before the layers are
+    built, and call the layer with ``training=True`` (or the learning phase) while
+    training. TF2: call the model with ``model(x, training=True)`` in the training step
+    (there is no graph file to check in TF2; BN002 catches the result).
+
+    Silence: ``--ignore BN101`` (e.g. a deliberately frozen BN layer in a fine-tuning graph).
+    """
+    yield from _hits("BN101", layer, context)
+
+
+@rule(
+    "BN102",
+    "update-ops-not-run",
+    Severity.ERROR,
+    "update ops exist but no train op depends on them",
+    "make the train op depend on the update ops (control_dependencies(UPDATE_OPS) around minimize)",
+)
+@per_layer
+def update_ops_not_run(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """The layer's moving-average update ops exist, but nothing the graph marks as a train
+    op (the ``train_op`` collection, the optimizer's apply ops and what groups them)
+    reaches them through data or control inputs. Updates made reachable another way
+    (slim's ``updates_collections=None``, an explicit ``tf.group``) count as run.
+
+    Why it matters: ``session.run(train_op)`` runs only what the train op depends on; the
+    update ops never execute and the statistics stay 0/1 (BN002).
+
+    Fix: TF1: ``update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)``
+    then ``with tf.control_dependencies(update_ops): train_op = opt.minimize(loss)``
+    (or ``train_op = tf.group(opt.minimize(loss), *update_ops)``); slim:
+    ``slim.learning.create_train_op`` does it, or ``batch_norm(updates_collections=None)``.
+    tf.keras layers in a TF1 graph: put ``model.updates`` (or ``layer.updates``) in those
+    control dependencies. TF2: no graph-level wiring; call the model with
+    ``training=True``.
+
+    Silence: ``--ignore BN102``.
+    """
+    yield from _hits("BN102", layer, context)
+
+
+@rule(
+    "BN103",
+    "update-ops-not-collected",
+    Severity.WARNING,
+    "update ops neither in UPDATE_OPS nor run (tf.keras layer in a TF1 graph)",
+    "add the layer's updates (model.updates / layer.updates) to the train op's control dependencies",
+)
+@per_layer
+def update_ops_not_collected(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """The layer's update ops are not in the ``UPDATE_OPS`` collection, and no train op
+    runs them. This is what a ``tf.keras.layers.BatchNormalization`` used in a TF1 graph
+    does: it keeps its updates in ``layer.updates``, so the classic
+    ``control_dependencies(get_collection(UPDATE_OPS))`` wraps nothing. Update ops that are
+    not collected but run anyway (slim ``updates_collections=None``) are fine and silent.
+
+    Why it matters: it is the reason behind BN102 in such graphs, and the fix differs from
+    the plain missing control dependency.
+
+    Fix: TF1 with tf.keras layers: ``with tf.control_dependencies(model.updates):
+    train_op = opt.minimize(loss)`` (or collect them yourself:
+    ``tf.compat.v1.add_to_collection(UPDATE_OPS, op)`` for each op in ``layer.updates``).
+    tf.compat.v1.layers: its layers do fill UPDATE_OPS. TF2 / Keras ``fit``: nothing to
+    wire; Keras runs the updates itself.
+
+    Silence: ``--ignore BN103``.
+    """
+    yield from _hits("BN103", layer, context)
+
+
+@rule(
+    "BN104",
+    "saver-drops-stats",
+    Severity.ERROR,
+    "the graph's Saver does not save the moving statistics",
+    "save all variables: Saver() or Saver(tf.global_variables()), not Saver(tf.trainable_variables())",
+)
+@per_layer
+def saver_drops_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """The graph's Saver (``save/SaveV2``, or ``<scope>/save/SaveV2`` as named by its
+    ``saver_def``) lists the tensors it writes in a constant; the layer's moving_mean or
+    moving_variance is not among them.
+
+    Why it matters: the checkpoint will lack the statistics (BN001); restored, they are
+    re-initialised to 0/1 and inference normalises with nothing.
+
+    Fix: TF1: ``tf.compat.v1.train.Saver()`` (all saveable variables) or
+    ``Saver(var_list=tf.compat.v1.global_variables())`` instead of
+    ``Saver(var_list=tf.compat.v1.trainable_variables())``; to save less, add
+    ``tf.compat.v1.get_collection(GraphKeys.MOVING_AVERAGE_VARIABLES)`` or the BN
+    statistics explicitly. Keras: ``model.save_weights`` includes non-trainable weights.
+    TF2: ``tf.train.Checkpoint(model=model)`` tracks every variable.
+
+    Silence: ``--ignore BN104``.
+    """
+    yield from _hits("BN104", layer, context)
+
+
+@rule(
+    "BN105",
+    "stats-marked-trainable",
+    Severity.WARNING,
+    "moving statistics are in the trainable_variables collection",
+    "keep moving_mean/moving_variance out of TRAINABLE_VARIABLES and out of the optimizer's var_list",
+)
+@per_layer
+def stats_marked_trainable(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """The layer's moving_mean or moving_variance is in the graph's
+    ``trainable_variables`` collection.
+
+    Why it matters: ``minimize`` trains every trainable variable by default, so the
+    statistics become whatever lowers the loss instead of moving averages of the data
+    (BN012 shows their optimizer slots in the checkpoint).
+
+    Fix: TF1: create them with ``trainable=False`` (tf.compat.v1.layers does), do not
+    ``add_to_collection(TRAINABLE_VARIABLES, ...)`` them, and pass
+    ``var_list=tf.compat.v1.trainable_variables()`` without them. Keras: do not set the
+    statistics' ``trainable`` in a custom layer. TF2: build the optimizer's variable list
+    from ``model.trainable_variables``.
+
+    Silence: ``--ignore BN105``.
+    """
+    yield from _hits("BN105", layer, context)

@@ -1,0 +1,156 @@
+"""bncheck as a CI gate: directory scans, configuration, thresholds, baselines, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import FIXTURES, run_cli
+
+BUGGY = FIXTURES / "tf1_no_control_deps"
+CORRECT = FIXTURES / "tf1_correct"
+
+
+def _export(tmp_path: Path) -> Path:
+    """An export directory: three checkpoints (one with a state file), nested."""
+    export = tmp_path / "export"
+    shutil.copytree(BUGGY, export / "run1")  # has a checkpoint state file
+    (export / "good").mkdir(parents=True)
+    for file in CORRECT.glob("model.ckpt-20.*"):
+        shutil.copy(file, export / "good" / file.name)
+    shutil.copytree(FIXTURES / "tf1_nan_negvar", export / "deep" / "er" / "nan")
+    return export
+
+
+def _json(*args: str, cwd: Path | None = None) -> tuple[int, dict]:
+    result = run_cli("inspect", "--format", "json", *args, cwd=cwd)
+    return result.returncode, json.loads(result.stdout) if result.stdout else {}
+
+
+def test_directory_scan_reads_each_checkpoint_once(tmp_path: Path) -> None:
+    export = _export(tmp_path)
+    status, data = _json(str(export))
+    assert status == 1
+    paths = sorted(Path(f["path"]).relative_to(export).as_posix() for f in data["files"])
+    assert paths == ["deep/er/nan", "good/model.ckpt-20", "run1"]
+    assert data["summary"]["files"] == 3
+
+
+def test_exclude(tmp_path: Path) -> None:
+    export = _export(tmp_path)
+    status, data = _json("--exclude", "run1", "--exclude", "deep/*", str(export))
+    assert status == 0 and [Path(f["path"]).name for f in data["files"]] == ["model.ckpt-20"]
+
+
+def test_directory_without_models_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("no model here")
+    result = run_cli("inspect", str(tmp_path))
+    assert result.returncode == 2 and "no model found" in result.stderr
+
+
+def test_one_unreadable_file_does_not_hide_the_others(tmp_path: Path) -> None:
+    export = _export(tmp_path)
+    index = next((export / "good").glob("*.index"))
+    index.write_bytes(index.read_bytes()[:-20])
+    status, data = _json(str(export))
+    assert status == 2
+    by_name = {Path(f["path"]).name: f for f in data["files"]}
+    assert by_name["model.ckpt-20"]["errors"] and not by_name["run1"]["errors"]
+    assert {f["code"] for f in by_name["run1"]["findings"]} == {"BN002", "BN102"}
+
+
+def test_exit_zero_and_fail_on() -> None:
+    assert run_cli("inspect", "--exit-zero", str(BUGGY)).returncode == 0
+    assert run_cli("inspect", "--exit-zero", str(BUGGY) + "-missing").returncode == 2
+    assert run_cli("inspect", "--fail-on", "info", str(FIXTURES / "tf1_value_oddities")).returncode == 1
+    assert run_cli("inspect", "--ignore", "BN011", str(FIXTURES / "tf1_value_oddities")).returncode == 0
+
+
+def test_thresholds_on_the_command_line() -> None:
+    oddities = str(FIXTURES / "tf1_value_oddities")
+    _, data = _json("--threshold", "amplification=5000", oddities)
+    assert "BN007" not in {f["code"] for f in data["files"][0]["findings"]}
+    _, data = _json("--threshold", "amplification=0.01", "--select", "BN007", oddities)
+    assert len(data["files"][0]["findings"]) == 5  # every layer but the one whose shapes disagree
+    result = run_cli("inspect", "--threshold", "nonsense=1", oddities)
+    assert result.returncode == 2 and "unknown threshold 'nonsense'" in result.stderr
+
+
+def _project(tmp_path: Path, toml: str) -> Path:
+    (tmp_path / "pyproject.toml").write_text(toml)
+    shutil.copytree(BUGGY, tmp_path / "model")
+    return tmp_path
+
+
+def test_pyproject_configuration_and_command_line_precedence(tmp_path: Path) -> None:
+    project = _project(tmp_path, '[tool.bncheck]\nignore = ["BN002", "BN1"]\n')
+    assert run_cli("inspect", "model", cwd=project).returncode == 0  # the file silences BN002 and BN102
+    assert run_cli("inspect", "--ignore", "BN010", "model", cwd=project).returncode == 1  # the command line wins
+    (project / "sub").mkdir()
+    assert run_cli("inspect", "../model", cwd=project / "sub").returncode == 0  # nearest pyproject.toml upward
+
+
+def test_per_layer_and_per_file_ignores(tmp_path: Path) -> None:
+    project = _project(
+        tmp_path,
+        '[tool.bncheck]\n[tool.bncheck.per-layer-ignores]\n"batch_normalization_*" = ["BN002"]\n',
+    )
+    status, data = _json("--select", "BN002", "model", cwd=project)
+    assert status == 1 and [f["layer"] for f in data["files"][0]["findings"]] == ["batch_normalization"]
+    (project / "pyproject.toml").write_text('[tool.bncheck.per-file-ignores]\n"model/*" = ["BN0", "BN1"]\n')
+    assert run_cli("inspect", "model", cwd=project).returncode == 0
+
+
+def test_fail_on_and_thresholds_from_the_file(tmp_path: Path) -> None:
+    shutil.copytree(FIXTURES / "tf1_barely_updated", tmp_path / "model")
+    # the graph records momentum 0.999: after 3 steps 99.7% of 0/1 remains
+    (tmp_path / "bncheck.toml").write_text('fail-on = "warning"\n[thresholds]\nbarely-remaining = 0.999\n')
+    assert run_cli("inspect", "--config", "bncheck.toml", "model", cwd=tmp_path).returncode == 0
+    (tmp_path / "bncheck.toml").write_text('fail-on = "warning"\n')
+    assert run_cli("inspect", "--config", "bncheck.toml", "model", cwd=tmp_path).returncode == 1
+
+
+@pytest.mark.parametrize(
+    "toml, offending",
+    [
+        ('[tool.bncheck]\nselct = ["BN0"]\n', "unknown key 'selct'"),
+        ('[tool.bncheck]\nignore = ["BN999"]\n', "unknown rule code 'BN999'"),
+        ('[tool.bncheck]\nfail-on = "sometimes"\n', "fail-on must be one of"),
+        ("[tool.bncheck.thresholds]\nampliffication = 3\n", "unknown threshold 'ampliffication'"),
+        ("[tool.bncheck\n", "invalid TOML"),
+    ],
+)
+def test_bad_configuration_is_exit_2_naming_the_problem(tmp_path: Path, toml: str, offending: str) -> None:
+    project = _project(tmp_path, toml)
+    result = run_cli("inspect", "model", cwd=project)
+    assert result.returncode == 2 and offending in result.stderr and "Traceback" not in result.stderr
+
+
+def test_baseline_silences_exactly_its_findings(tmp_path: Path) -> None:
+    shutil.copytree(BUGGY, tmp_path / "model")
+    shutil.copytree(FIXTURES / "tf1_nan_negvar", tmp_path / "other")
+    baseline = tmp_path / "baseline.json"
+    assert run_cli("inspect", "--format", "json", "-o", str(baseline), "model", cwd=tmp_path).returncode == 1
+    result = run_cli("inspect", "--format", "json", "--baseline", str(baseline), "model", cwd=tmp_path)
+    assert result.returncode == 0
+    findings = json.loads(result.stdout)["files"][0]["findings"]
+    assert len(findings) == 6 and all(f["known"] for f in findings)
+    # a new problem elsewhere still fails, and is not marked known
+    status, data = _json("--baseline", str(baseline), "model", "other", cwd=tmp_path)
+    assert status == 1
+    assert not any(f["known"] for f in data["files"][1]["findings"])
+    broken = tmp_path / "broken.json"
+    broken.write_text("{}")
+    result = run_cli("inspect", "--baseline", str(broken), "model", cwd=tmp_path)
+    assert result.returncode == 2 and "not a bncheck json report" in result.stderr
+
+
+def test_symlink_loop_does_not_hang_a_scan(tmp_path: Path) -> None:
+    export = _export(tmp_path)
+    os.symlink(export, export / "loop")
+    status, data = _json(str(export))
+    assert status == 1 and data["summary"]["files"] == 3
