@@ -12,8 +12,8 @@ from .rules import RULES, Context
 from .rules.values import INITIAL
 
 
-def analyse(checkpoint: Checkpoint, settings: Settings) -> Report:
-    """Group, load the BN values (only those), run the rules."""
+def read_layers(checkpoint: Checkpoint) -> Report:
+    """Group the checkpoint's variables into BN layers and load their values (only those); no rules."""
     grouping = group_layers(checkpoint)
     report = Report(
         checkpoint.path,
@@ -34,21 +34,28 @@ def analyse(checkpoint: Checkpoint, settings: Settings) -> Report:
         )
     if not checkpoint.problems:
         load_values(grouping.layers, report)
+    return report
+
+
+def analyse(checkpoint: Checkpoint, settings: Settings) -> Report:
+    """Read the BN layers, run the selected inspect rules."""
+    report = read_layers(checkpoint)
+    layers = report.layers
     counts_steps = checkpoint.step_source is not None and not checkpoint.step_source.endswith("save_counter")
     step = checkpoint.step if counts_steps else None  # save_counter counts saves, not updates
     context = Context(
         step,
         checkpoint.step_source,
-        _training_evidence(step, checkpoint.step_source, grouping.layers),
+        _training_evidence(step, checkpoint.step_source, layers),
         settings.thresholds,
         checkpoint.graph,
     )
     for code, rule in RULES.items():
         if rule.kind != "diff" and settings.wants(code):
-            found = rule.run(grouping.layers, context)
+            found = rule.run(layers, context)
             paths = (checkpoint.path, checkpoint.file or checkpoint.path)
             report.findings.extend(f for f in found if not settings.ignored_at(f.code, paths, f.layer))
-    order = {layer.name: i for i, layer in enumerate(grouping.layers)}
+    order = {layer.name: i for i, layer in enumerate(layers)}
     report.findings.sort(key=lambda f: (order.get(f.layer or "", -1), f.code))
     return report
 

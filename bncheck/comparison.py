@@ -13,10 +13,10 @@ from fnmatch import fnmatchcase
 
 import numpy as np
 
-from .analysis import load_values
+from .analysis import read_layers
 from .config import Settings
-from .grouping import group_layers, natural_key
-from .model import ROLES, BNLayer, Checkpoint, Delta, DiffReport, LayerPair, Report
+from .grouping import natural_key
+from .model import ROLES, BNLayer, Checkpoint, Delta, DiffReport, LayerPair
 from .rules import RULES, DiffContext
 
 _FLOAT_EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
@@ -24,7 +24,7 @@ _FLOAT_EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "fl
 
 def compare(a: Checkpoint, b: Checkpoint, settings: Settings, frozen: tuple[str, ...] = ()) -> DiffReport:
     """Pair the BN layers of ``a`` and ``b`` by name, measure their changes, run the diff rules."""
-    report = DiffReport(_side(a), _side(b))
+    report = DiffReport(read_layers(a), read_layers(b))
     rtol, atol = settings.thresholds.change_rtol, settings.thresholds.change_atol
     in_b = {layer.name: layer for layer in report.b.layers}
     for layer in report.a.layers:
@@ -40,22 +40,6 @@ def compare(a: Checkpoint, b: Checkpoint, settings: Settings, frozen: tuple[str,
         if rule.kind == "diff" and settings.wants(code):
             report.findings.extend(rule.run(report, context))
     report.findings.sort(key=lambda f: (natural_key(f.layer or ""), f.code))
-    return report
-
-
-def _side(checkpoint: Checkpoint) -> Report:
-    """One input's BN layers with their values loaded (no rules run)."""
-    grouping = group_layers(checkpoint)
-    report = Report(
-        checkpoint.path,
-        checkpoint.format,
-        checkpoint.step,
-        checkpoint.step_source,
-        grouping.layers,
-        errors=list(checkpoint.problems),
-    )
-    if not checkpoint.problems:
-        load_values(grouping.layers, report)
     return report
 
 

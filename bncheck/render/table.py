@@ -136,6 +136,13 @@ def _counts(s: dict[str, int]) -> Text:
     )
 
 
+def _source(console: Console, report: Report, label: str = "") -> None:
+    """The header line of one input, and what could not be read from it."""
+    console.print(Text.assemble(label, _header(report)))
+    for error in report.errors:
+        console.print(Text(f"error: {error}", style="bold red"))
+
+
 class _Console(Console):
     def on_broken_pipe(self) -> None:
         """Let the caller decide (Rich would exit 1, hiding the real exit status)."""
@@ -145,9 +152,7 @@ class _Console(Console):
 def render(reports: list[Report], stream: IO[str], show_all: bool = False) -> None:
     console = _Console(file=stream, highlight=False, soft_wrap=False)
     for report in reports:
-        console.print(_header(report))
-        for error in report.errors:
-            console.print(Text(f"error: {error}", style="bold red"))
+        _source(console, report)
         if report.layers:
             table, hidden = _layer_table(report, show_all, console.width)
             if table.row_count:
@@ -225,9 +230,7 @@ def _diff_table(report: DiffReport, show_all: bool, width: int) -> tuple[Table, 
 def render_diff(report: DiffReport, stream: IO[str], show_all: bool = False) -> None:
     console = _Console(file=stream, highlight=False, soft_wrap=False)
     for side, side_report in (("A", report.a), ("B", report.b)):
-        console.print(Text.assemble(f"{side} ", _header(side_report)))
-        for error in side_report.errors:
-            console.print(Text(f"error: {error}", style="bold red"))
+        _source(console, side_report, f"{side} ")
     if report.pairs:
         table, hidden = _diff_table(report, show_all, console.width)
         if table.row_count:
