@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import Settings
-from .errors import BncheckError
+from .errors import BncheckError, FormatError
 from .grouping import group_layers
 from .model import BNLayer, Checkpoint, Report
 from .rules import RULES, Context
@@ -25,6 +25,7 @@ def read_layers(checkpoint: Checkpoint) -> Report:
         file=checkpoint.file or checkpoint.path,
     )
     report.notes.extend(checkpoint.notes)
+    report.notes.extend(grouping.notes)
     if grouping.unconfirmed:
         examples = ", ".join(grouping.unconfirmed[:3])
         report.notes.append(
@@ -64,7 +65,11 @@ def load_values(layers: list[BNLayer], report: Report) -> None:
     for layer in layers:
         for role, variable in layer.variables.items():
             try:
-                layer.values[role] = np.asarray(variable.load())
+                value = np.asarray(variable.load())
+                if value.dtype.kind not in "iuf":
+                    what = f"BN variable '{variable.name}' holds {value.dtype} data, not numbers"
+                    raise FormatError(f"{report.path}: {what}")
+                layer.values[role] = value
             except BncheckError as exc:
                 layer.values.clear()
                 layer.unreadable = str(exc)

@@ -2,7 +2,8 @@
 
 Known findings are still reported (marked as such) but do not count toward the exit
 status, so a team can adopt bncheck on models with accepted problems and still fail
-on new ones. A finding is identified by (rule code, file path, layer).
+on new ones. A finding is identified by (rule code, model file, layer); the file is
+compared by its real path, so ``dir``, ``./dir`` and ``dir/model.ckpt-20.index`` agree.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ Key = tuple[str, str, str | None]
 
 
 def _key(code: str, path: str, layer: str | None) -> Key:
-    return code, os.path.normpath(path), layer
+    return code, os.path.realpath(path), layer
 
 
 def load_baseline(path: Path) -> set[Key]:
+    if not path.is_file():
+        raise InputError(f"{path}: baseline is not a file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         keys = {
-            _key(finding["code"], file["path"], finding.get("layer"))
+            _key(finding["code"], file.get("file") or file["path"], finding.get("layer"))
             for file in data["files"]
             for finding in file["findings"]
         }
@@ -41,5 +44,6 @@ def apply_baseline(reports: list[Report], known: set[Key]) -> None:
     """Mark the findings listed in ``known``."""
     for report in reports:
         report.findings = [
-            replace(f, known=True) if _key(f.code, report.path, f.layer) in known else f for f in report.findings
+            replace(f, known=True) if _key(f.code, report.file or report.path, f.layer) in known else f
+            for f in report.findings
         ]

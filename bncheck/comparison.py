@@ -38,7 +38,9 @@ def compare(a: Checkpoint, b: Checkpoint, settings: Settings, frozen: tuple[str,
     context = DiffContext(frozen, settings.thresholds)
     for code, rule in RULES.items():
         if rule.kind == "diff" and settings.wants(code):
-            report.findings.extend(rule.run(report, context))
+            paths = (a.path, a.file or a.path, b.path, b.file or b.path)
+            found = rule.run(report, context)
+            report.findings.extend(f for f in found if not settings.ignored_at(f.code, paths, f.layer))
     report.findings.sort(key=lambda f: (natural_key(f.layer or ""), f.code))
     return report
 

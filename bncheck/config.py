@@ -50,6 +50,8 @@ class Thresholds:
             if name not in self.names():
                 raise ConfigError(f"{origin}: unknown threshold '{key}' (known: {', '.join(self.names())})")
             try:
+                if isinstance(value, bool):
+                    raise TypeError
                 changes[name] = float(value)
             except (TypeError, ValueError):
                 raise ConfigError(f"{origin}: threshold '{key}' must be a number, not {value!r}") from None
@@ -123,6 +125,8 @@ def find_pyproject(start: Path) -> Path | None:
 
 def load_file(path: Path, required: bool) -> dict[str, Any]:
     """The ``[tool.bncheck]`` table of ``path`` (empty if absent and not required)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: configuration is not a file")
     try:
         with open(path, "rb") as f:
             document = tomllib.load(f)
@@ -130,7 +134,8 @@ def load_file(path: Path, required: bool) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read configuration ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
-    table = document.get("tool", {}).get("bncheck")
+    tool = document.get("tool", {})
+    table = tool.get("bncheck") if isinstance(tool, dict) else None
     if table is None and path.name != "pyproject.toml":
         table = document  # a dedicated bncheck.toml may hold the keys at top level
     if table is None:

@@ -31,6 +31,7 @@ _OPTIMIZER = re.compile(
 class Grouping:
     layers: list[BNLayer]
     unconfirmed: list[str] = field(default_factory=list)  # scopes with gamma/beta only
+    notes: list[str] = field(default_factory=list)  # where names and graph structure disagree
 
 
 def natural_key(text: str) -> list[object]:
@@ -92,4 +93,9 @@ def group_layers(checkpoint: Checkpoint) -> Grouping:
             layers.append(BNLayer(name, members, hints))
         elif not _OTHER_NORM.search(leaf):
             unconfirmed.append(name)
-    return Grouping(layers, unconfirmed)
+    if checkpoint.structure is None:
+        return Grouping(layers, unconfirmed)
+    from .reconcile import apply_structure  # a graph was read: its structure decides
+
+    layers, notes = apply_structure(layers, checkpoint.structure, checkpoint)
+    return Grouping(layers, unconfirmed, notes)

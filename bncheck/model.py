@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -38,7 +39,7 @@ class Variable:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape)) if self.shape else 1
+        return math.prod(self.shape)  # 1 for a scalar
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class LayerHints:
     epsilon: float | None = None
     frozen: bool = False
     is_bn: bool = True
+    training_mode: bool = False  # an exported node that computes batch statistics (ONNX training_mode=1)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,17 @@ class GraphVariable:
 
 
 @dataclass(frozen=True)
+class GraphLayer:
+    """A BN layer found by the structure of a graph (the ops that normalise with it), not by names."""
+
+    name: str  # the common scope of its variables, else the scope of the normalising op
+    members: dict[str, str]  # role -> variable (or constant) name, traced through Identity/read nodes
+    epsilon: float | None = None
+    op: str = ""  # the node that normalises (FusedBatchNorm*, or the Rsqrt of tf.nn.batch_normalization)
+    updates: dict[str, str] = field(default_factory=dict)  # role -> assign op averaging a batch statistic into it
+
+
+@dataclass(frozen=True)
 class GraphFacts:
     """A training graph digested for the graph rules: no nodes, only what the rules consult."""
 
@@ -75,6 +88,7 @@ class GraphFacts:
     saver: str | None = None  # the save op(s) of the graph's Saver
     epsilon: dict[str, float] = field(default_factory=dict)  # by layer scope, from the normalisation ops
     notes: tuple[str, ...] = ()
+    layers: tuple[GraphLayer, ...] = ()  # BN layers found by structure
 
 
 @dataclass
@@ -91,6 +105,7 @@ class Checkpoint:
     notes: list[str] = field(default_factory=list)  # what the reader saw but could not settle (shown, not judged)
     file: str | None = None  # the one file that stands for the model (e.g. the .index); default: path
     graph: GraphFacts | None = None  # the training graph beside it (.meta, SavedModel "train" tag)
+    structure: list[GraphLayer] | None = None  # BN layers found by a graph's structure; None: no graph read
 
 
 @dataclass(eq=False)

@@ -23,13 +23,18 @@ def test_help_and_inspect_do_not_import_tensorflow() -> None:
         "try:\n    runpy.run_module('bncheck', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras', 'torch'))\n"
-        "print('HEAVY', heavy, 'proto' if 'google.protobuf' in sys.modules else '')\n"
+        "print('HEAVY', heavy, 'proto' if 'google.protobuf' in sys.modules else '', "
+        "'h5py' if 'h5py' in sys.modules else '')\n"
     )
     for args in (["--help"], ["inspect", str(CORRECT)]):
         out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=60).stdout
         assert "HEAVY []" in out, out
     help_out = subprocess.run([sys.executable, "-c", probe, "--help"], capture_output=True, text=True).stdout
-    assert help_out.rstrip().endswith("HEAVY []"), "--help must not import protobuf either"
+    assert help_out.rstrip().endswith("HEAVY []"), "--help must not import protobuf or h5py either"
+    inspect_out = subprocess.run(
+        [sys.executable, "-c", probe, "inspect", str(CORRECT)], capture_output=True, text=True, timeout=60
+    ).stdout
+    assert "h5py" not in inspect_out.splitlines()[-1], "a TF checkpoint needs no h5py"
 
 
 @pytest.mark.parametrize(
@@ -156,3 +161,15 @@ def test_rules_command_documents_every_rule() -> None:
     doc = run_cli("rules", "BN002").stdout
     assert "UPDATE_OPS" in doc and "training=True" in doc and "--ignore BN002" in doc
     assert run_cli("rules", "BN999").returncode == 2
+
+
+def test_state_file_with_escaped_non_ascii_names(tmp_path: Path) -> None:
+    for file in Path(CORRECT).glob("model.ckpt-20.*"):
+        shutil.copy(file, tmp_path / file.name.replace("model.ckpt", "模型"))
+    # TensorFlow's text-proto writer escapes non-ASCII bytes as octal
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "\\346\\250\\241\\345\\236\\213-20"\n')
+    assert run_cli("inspect", str(tmp_path)).returncode == 0
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "a\\x"\n')
+    result = run_cli("inspect", str(tmp_path))
+    assert result.returncode == 2 and "unreadable model_checkpoint_path" in result.stderr
+    assert "Traceback" not in result.stderr

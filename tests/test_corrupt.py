@@ -216,3 +216,35 @@ def test_unreadable_file(tmp_path: Path) -> None:
 def test_fixture_corpus_has_no_allocation_beyond_the_file(tmp_path: Path) -> None:
     """A healthy run fits in the same address-space limit the corpus runs under."""
     assert run_limited("inspect", str(FIXTURES / "tf1_correct")).returncode == 0
+
+
+def test_keras_file_with_string_statistics(tmp_path: Path) -> None:
+    import h5py
+    import numpy as np
+
+    model = tmp_path / "model.h5"
+    shutil.copy(FIXTURES / "keras" / "tfk_fit" / "model.h5", model)
+    with h5py.File(model, "a") as h5:
+        group = h5["model_weights/batch_normalization/batch_normalization"]
+        name = next(k for k in group if k.startswith("moving_mean"))
+        del group[name]
+        group[name] = np.array([b"abc"] * 4)
+    result = run_limited("inspect", "--format", "json", str(model))
+    assert result.returncode == 2 and "holds |S3 data, not numbers" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_keras_config_with_nan_momentum(tmp_path: Path) -> None:
+    import zipfile
+
+    source = FIXTURES / "keras" / "k3_fit" / "model.keras"
+    model = tmp_path / "model.keras"
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(model, "w") as new:
+        for item in old.infolist():
+            data = old.read(item)
+            if item.filename == "config.json":
+                data = data.replace(b'"momentum": 0.8', b'"momentum": NaN')
+                assert b"NaN" in data
+            new.writestr(item, data)
+    result = run_limited("inspect", "--format", "json", str(model))
+    assert result.returncode == 0, result.stderr

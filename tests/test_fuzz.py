@@ -35,6 +35,10 @@ TARGETS = [
     ("keras/tfk_fit/model.h5", "model.h5", ["model.h5"]),
     ("keras/tfk_fit/savedmodel", ".", ["saved_model.pb", "keras_metadata.pb", "variables/variables.index"]),
     ("keras/tf1_builder/savedmodel", ".", ["saved_model.pb"]),
+    ("graphs/frozen_healthy/frozen.pb", "frozen.pb", ["frozen.pb"]),
+    ("graphs/r2rt", "model.ckpt-40", ["model.ckpt-40.meta", "model.ckpt-40.index", "model.ckpt-40.meta"]),
+    ("graphs/r2rt/frozen.pb", "frozen.pb", ["frozen.pb"]),
+    ("graphs/onnx/training_mode.onnx", "training_mode.onnx", ["training_mode.onnx"]),
 ]
 MUTATIONS = ("flip", "overwrite", "truncate", "insert", "zero")
 

@@ -107,8 +107,10 @@ def test_per_layer_and_per_file_ignores(tmp_path: Path) -> None:
 
 def test_fail_on_and_thresholds_from_the_file(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "tf1_barely_updated", tmp_path / "model")
-    # the graph records momentum 0.999: after 3 steps 99.7% of 0/1 remains
-    (tmp_path / "bncheck.toml").write_text('fail-on = "warning"\n[thresholds]\nbarely-remaining = 0.999\n')
+    # the graph records momentum 0.999: after 3 steps 99.7% of 0/1 remains, so the tolerance is widened
+    # unless barely-remaining is above that
+    toml = 'fail-on = "warning"\n[thresholds]\nbarely-tolerance = 1e-9\nbarely-remaining = 1\n'
+    (tmp_path / "bncheck.toml").write_text(toml)
     assert run_cli("inspect", "--config", "bncheck.toml", "model", cwd=tmp_path).returncode == 0
     (tmp_path / "bncheck.toml").write_text('fail-on = "warning"\n')
     assert run_cli("inspect", "--config", "bncheck.toml", "model", cwd=tmp_path).returncode == 1
@@ -154,3 +156,65 @@ def test_symlink_loop_does_not_hang_a_scan(tmp_path: Path) -> None:
     os.symlink(export, export / "loop")
     status, data = _json(str(export))
     assert status == 1 and data["summary"]["files"] == 3
+
+
+def test_scan_reports_a_checkpoint_whose_index_is_lost(tmp_path: Path) -> None:
+    export = _export(tmp_path)
+    next((export / "good").glob("*.index")).unlink()
+    status, data = _json(str(export))
+    assert status == 2
+    lost = [f for f in data["files"] if f["path"].endswith("good/model.ckpt-20")]
+    assert lost and "index model.ckpt-20.index is missing" in lost[0]["errors"][0]
+
+
+def test_meta_needs_a_single_model(tmp_path: Path) -> None:
+    export = _export(tmp_path)
+    result = run_cli("inspect", "--meta", str(BUGGY / "model.ckpt-20.meta"), str(export))
+    assert result.returncode == 2 and "--meta names the graph of one model" in result.stderr
+
+
+def test_recorded_momentum_does_not_make_healthy_statistics_barely_updated() -> None:
+    """A fine-tune restarts the step count on warmed-up statistics: m**n alone proves nothing."""
+    _, data = _json("--threshold", "barely-remaining=0.01", str(CORRECT))
+    assert data["files"][0]["findings"] == []
+
+
+def test_baseline_matches_however_the_path_is_spelled(tmp_path: Path) -> None:
+    shutil.copytree(BUGGY, tmp_path / "model")
+    baseline = tmp_path / "baseline.json"
+    run_cli("inspect", "--format", "json", "-o", str(baseline), "model", cwd=tmp_path)
+    for spelling in ("./model", str(tmp_path / "model"), "model/model.ckpt-20.index", "model/model.ckpt-20"):
+        assert run_cli("inspect", "--baseline", str(baseline), spelling, cwd=tmp_path).returncode == 0, spelling
+
+
+def test_diff_honours_per_layer_ignores(tmp_path: Path) -> None:
+    pair = FIXTURES / "diff" / "no_updates"
+    (tmp_path / "pyproject.toml").write_text('[tool.bncheck.per-layer-ignores]\n"batch_normalization*" = ["BN201"]\n')
+    assert run_cli("diff", str(pair / "a"), str(pair / "b")).returncode == 1
+    assert run_cli("diff", str(pair / "a"), str(pair / "b"), cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "setup, expected",
+    [
+        (lambda d: (d / "pyproject.toml").write_text('tool = "x"\n'), None),
+        (lambda d: os.mkfifo(d / "fifo.toml"), "is not a file"),
+    ],
+    ids=["tool-not-a-table", "config-is-a-fifo"],
+)
+def test_odd_configuration_files(tmp_path: Path, setup, expected: str | None) -> None:
+    shutil.copytree(BUGGY, tmp_path / "model")
+    setup(tmp_path)
+    args = ("--config", "fifo.toml") if expected else ()
+    result = run_cli("inspect", *args, "model", cwd=tmp_path)
+    assert "Traceback" not in result.stderr
+    if expected:
+        assert result.returncode == 2 and expected in result.stderr
+    else:
+        assert result.returncode == 1  # a pyproject.toml without [tool.bncheck] is no configuration
+
+
+def test_baseline_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "baseline.json")
+    result = run_cli("inspect", "--baseline", str(tmp_path / "baseline.json"), str(BUGGY))
+    assert result.returncode == 2 and "baseline is not a file" in result.stderr

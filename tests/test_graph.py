@@ -207,7 +207,8 @@ def test_denoise_mmd_gan_splits_keras_and_tf_layers() -> None:
     )
 
 
-def test_anonymous_bn_graph_finds_no_layers() -> None:
-    """Set 1: hand-made BN (Variable_N): structure-based detection is not done (yet)."""
+def test_anonymous_bn_graph_is_grouped_by_structure() -> None:
+    """Set 1: hand-made BN (Variable_N): the graph's structure finds both layers and their hand-written updates."""
     report = bncheck.inspect(str(realworld("bn_r2rt_mnist")))
-    assert report.layers == [] and report.findings == []
+    assert [layer.name for layer in report.layers] == ["batchnorm", "batchnorm_1"] and report.findings == []
+    assert bncheck.inspect(str(realworld("bn_r2rt_mnist")), graph=False).layers == []  # names say nothing

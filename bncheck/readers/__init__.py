@@ -3,28 +3,37 @@
 Accepted: a checkpoint prefix (``model.ckpt``, ``ckpt-60``), any of its files
 (``.index``, ``.data-NNNNN-of-NNNNN``, ``.meta``), a directory with a ``checkpoint``
 state file (its latest checkpoint), a directory holding exactly one prefix, and a
-SavedModel directory (its ``variables/`` bundle).
+SavedModel directory (its ``variables/`` bundle), a frozen GraphDef (``.pb``) and an
+ONNX model (``.onnx``).
 """
 
 from __future__ import annotations
 
+import codecs
+import glob
 import os
 import re
 from pathlib import Path
 
 from ..errors import InputError
 from ..model import Checkpoint
-from .keras_metadata import saved_model_hints
-from .sniff import read_keras_file
-from .tfcheckpoint import read_checkpoint
+from .sniff import read_exported_file, read_keras_file
 
 EXPECTED = (
     "bncheck reads TensorFlow checkpoints (a prefix such as model.ckpt, one of its "
     ".index/.data-*/.meta files, a directory with a 'checkpoint' file), SavedModel directories, "
-    "Keras .keras archives, Keras 3 .weights.h5 and Keras 2 / tf.keras HDF5 (.h5/.hdf5) files"
+    "Keras .keras archives, Keras 3 .weights.h5 and Keras 2 / tf.keras HDF5 (.h5/.hdf5) files, "
+    "frozen GraphDef .pb files and ONNX .onnx models"
 )
 _DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")
 _STATE_LINE = re.compile(r'^model_checkpoint_path:\s*"((?:[^"\\]|\\.)*)"', re.MULTILINE)
+
+
+def read_checkpoint(prefix: str, shown: str, format_name: str | None = None) -> Checkpoint:
+    """:func:`.tfcheckpoint.read_checkpoint`, imported when a checkpoint is read (it needs protobuf)."""
+    from .tfcheckpoint import read_checkpoint as read
+
+    return read(prefix, shown, format_name)
 
 
 def open_model(path: str) -> Checkpoint:
@@ -34,10 +43,15 @@ def open_model(path: str) -> Checkpoint:
         if target.is_dir():
             return _open_directory(target, path)
         if target.is_file():
+            if target.name == "saved_model.pb":
+                return _open_directory(target.parent, path)
             keras = None if _is_checkpoint_file(path) else read_keras_file(target, path)
-            return keras or read_checkpoint(_prefix_of_file(target), path)
+            exported = None if keras or _is_checkpoint_file(path) else read_exported_file(target, path)
+            return keras or exported or read_checkpoint(_prefix_of_file(target), path)
         if Path(path + ".index").is_file():
             return read_checkpoint(path, path)
+        if Path(path + ".meta").is_file() or any(target.parent.glob(glob.escape(target.name) + ".data-*")):
+            raise InputError(f"{path}: its checkpoint index {target.name}.index is missing")
     except OSError as exc:  # e.g. a symlink loop or a permission problem while probing
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if os.path.islink(path):
@@ -74,6 +88,8 @@ def _open_directory(directory: Path, shown: str) -> Checkpoint:
         if not Path(f"{variables}.index").is_file():
             raise InputError(f"{directory}: SavedModel without variables/variables.index")
         checkpoint = read_checkpoint(str(variables), shown, "SavedModel (variables)")
+        from .keras_metadata import saved_model_hints
+
         for layer, hints in saved_model_hints(directory).items():
             checkpoint.hints.setdefault(layer, hints)
         return checkpoint
@@ -95,7 +111,10 @@ def _latest_from_state(state: Path) -> str:
     match = _STATE_LINE.search(text)
     if not match:
         raise InputError(f"{state}: not a checkpoint state file (no model_checkpoint_path line)")
-    named = match[1].encode().decode("unicode_escape")
+    try:  # a C-escaped string of UTF-8 bytes, as TensorFlow's text-proto writer makes it
+        named = codecs.escape_decode(match[1].encode("utf-8"))[0].decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise InputError(f"{state}: unreadable model_checkpoint_path {match[1]!r}") from None
     candidates = [state.parent / named, state.parent / Path(named.replace("\\", "/")).name]
     for prefix in candidates:
         if Path(f"{prefix}.index").is_file():

@@ -9,17 +9,20 @@ masked CRC-32C of the tensor's bytes; string tensors are stored as varint64 leng
 a masked CRC of the lengths, then the bytes, and their CRC covers the lengths as
 uint32 (uint64 past 4 GiB), the length CRC and the bytes; partitioned variables keep
 their slices under keys made by ``checkpoint::EncodeTensorNameSlice`` (OrderedCode).
+
+Tensors are read with ``os.pread``, not through a memory map: a mapped page counts in the
+process's resident set (and the kernel maps whole page-cache folios around each one
+touched), so reading only the BN bytes of a multi-GB data file would still grow RSS.
 """
 
 from __future__ import annotations
 
 import math
-import mmap
 import os
 import re
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -60,6 +63,100 @@ class TensorInfo:
     partitioned: bool
 
 
+class Entry(NamedTuple):
+    """The fields of a ``BundleEntryProto`` the reader uses (``slices``: the repeated message, or ())."""
+
+    dtype: int
+    shape: tuple[int, ...]
+    shard_id: int
+    offset: int
+    size: int
+    crc32c: int
+    slices: Any = ()
+
+
+_INT32, _INT64 = 2**31, 2**63
+
+
+def _uvarint(buf: bytes, pos: int, limit: int) -> tuple[int, int]:
+    value = buf[pos]
+    if value < 0x80:  # one byte: most dtypes, shard ids, dimensions
+        if value >= limit:
+            raise ValueError("out of range")
+        return value, pos + 1
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            if value >= limit:
+                raise ValueError("out of range")  # negative in the proto: leave it to protobuf
+            return value, pos
+        shift += 7
+
+
+def decode_entry(buf: bytes) -> Entry | None:
+    """A plain ``BundleEntryProto`` (dtype, shape, shard, offset, size, crc) decoded without protobuf,
+    which is 2x faster over 80,000 entries; None for anything else (slices, unknown fields, odd
+    encodings, damage), which then goes through protobuf."""
+    dtype = shard = offset = size = crc = 0
+    shape: tuple[int, ...] = ()
+    seen_shape = False
+    pos, end = 0, len(buf)
+    try:
+        while pos < end:
+            tag = buf[pos]
+            pos += 1
+            if tag == 0x08:
+                dtype, pos = _uvarint(buf, pos, _INT32)
+            elif tag == 0x18:
+                shard, pos = _uvarint(buf, pos, _INT32)
+            elif tag == 0x20:
+                offset, pos = _uvarint(buf, pos, _INT64)
+            elif tag == 0x28:
+                size, pos = _uvarint(buf, pos, _INT64)
+            elif tag == 0x35 and pos + 4 <= end:
+                crc = int.from_bytes(buf[pos : pos + 4], "little")
+                pos += 4
+            elif tag == 0x12 and not seen_shape:  # TensorShapeProto: only dim { size } entries
+                seen_shape = True
+                length, pos = _uvarint(buf, pos, end - pos + 1)
+                stop, dims = pos + length, []
+                while pos < stop:
+                    if buf[pos] != 0x12:
+                        return None
+                    dim_length, pos = _uvarint(buf, pos + 1, stop - pos)
+                    dim_stop, dim = pos + dim_length, 0
+                    if pos < dim_stop:
+                        if buf[pos] != 0x08:
+                            return None
+                        dim, pos = _uvarint(buf, pos + 1, _INT64)
+                    if pos != dim_stop:
+                        return None
+                    dims.append(dim)
+                if pos != stop:
+                    return None
+                shape = tuple(dims)
+            else:
+                return None
+    except (IndexError, ValueError):
+        return None
+    return Entry(dtype, shape, shard, offset, size, crc)
+
+
+def _from_proto(entry: Any) -> Entry:
+    return Entry(
+        entry.dtype,
+        tuple([d.size for d in entry.shape.dim]),
+        entry.shard_id,
+        entry.offset,
+        entry.size,
+        entry.crc32c,
+        entry.slices,
+    )
+
+
 class Bundle:
     """One checkpoint prefix: its index in memory, its data shards mapped on demand."""
 
@@ -87,8 +184,8 @@ class Bundle:
             raise FormatError(f"{self.index_path}: implausible number of data shards ({header.num_shards})")
         self.num_shards = header.num_shards
         self._byteorder = ">" if header.endianness == pb.BundleHeaderProto.BIG else "<"
-        self._entries: dict[str, Any] = {}
-        self._maps: dict[int, mmap.mmap | bytes] = {}
+        self._files: dict[int, tuple[IO[bytes], int]] = {}  # shard -> (open file, size)
+        self._dtypes: dict[str, np.dtype] = {}
 
     def _parse(self, message: Any, value: bytes, what: str) -> Any:
         try:
@@ -103,18 +200,16 @@ class Bundle:
     def __contains__(self, name: str) -> bool:
         return name in self._raw
 
-    def _entry(self, name: str) -> Any:
-        entry = self._entries.get(name)
-        if entry is None:
-            entry = self._parse(pb.BundleEntryProto, self._raw[name], f"entry of {name!r}")
-            self._entries[name] = entry
-        return entry
+    def _entry(self, name: str) -> Entry:
+        # Decoded on every use, not kept: decoding is cheaper than holding 80,000 messages.
+        raw = self._raw[name]
+        return decode_entry(raw) or _from_proto(self._parse(pb.BundleEntryProto, raw, f"entry of {name!r}"))
 
     def info(self, name: str) -> TensorInfo:
         entry = self._entry(name)
-        dtype = "string" if entry.dtype == pb.DT_STRING else DTYPES.get(entry.dtype, (f"DataType {entry.dtype}", ""))[0]
-        shape = tuple(int(d.size) for d in entry.shape.dim)
-        return TensorInfo(name, dtype, shape, bool(entry.slices))
+        code = entry.dtype
+        dtype = DTYPES[code][0] if code in DTYPES else "string" if code == pb.DT_STRING else f"DataType {code}"
+        return TensorInfo(name, dtype, entry.shape, len(entry.slices) > 0)
 
     def shard_path(self, shard: int) -> str:
         return f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}"
@@ -123,28 +218,41 @@ class Bundle:
         """Data files the index refers to that are not on disk."""
         return [p for p in map(self.shard_path, range(self.num_shards)) if not os.path.isfile(p)]
 
-    def _shard(self, shard: int) -> mmap.mmap | bytes:
-        if shard not in self._maps:
+    def _shard(self, shard: int) -> tuple[IO[bytes], int]:
+        """The open data file of ``shard`` and its size."""
+        if shard not in self._files:
             path = self.shard_path(shard)
             if not 0 <= shard < self.num_shards:
                 raise FormatError(f"{self.index_path}: entry refers to shard {shard} of {self.num_shards}")
+            if len(self._files) >= 64:  # many shards: do not hold a descriptor for each
+                self._close()
             try:
-                with open(path, "rb") as f:
-                    size = os.fstat(f.fileno()).st_size
-                    self._maps[shard] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+                stream = open(path, "rb", buffering=0)  # noqa: SIM115 (kept open for further reads)
             except OSError as exc:
                 raise InputError(f"{path}: cannot read data file ({exc.strerror})") from None
-        return self._maps[shard]
+            self._files[shard] = (stream, os.fstat(stream.fileno()).st_size)
+        return self._files[shard]
 
-    def _bytes(self, name: str, entry: Any) -> bytes:
-        data = self._shard(entry.shard_id)
+    def _close(self) -> None:
+        for stream, _ in self._files.values():
+            stream.close()
+        self._files.clear()
+
+    def _bytes(self, name: str, entry: Entry) -> bytes:
+        stream, length = self._shard(entry.shard_id)
         start, size = entry.offset, entry.size
-        if start < 0 or size < 0 or start + size > len(data):
+        if start < 0 or size < 0 or start + size > length:
             raise FormatError(
                 f"{self.shard_path(entry.shard_id)}: variable '{name}' lies at bytes "
-                f"{start}..{start + size}, past the end of the {len(data)}-byte file"
+                f"{start}..{start + size}, past the end of the {length}-byte file"
             )
-        return data[start : start + size]
+        try:
+            raw = os.pread(stream.fileno(), size, start) if size else b""
+        except OSError as exc:
+            raise InputError(f"{self.shard_path(entry.shard_id)}: cannot read data file ({exc.strerror})") from None
+        if len(raw) != size:
+            raise FormatError(f"{self.shard_path(entry.shard_id)}: variable '{name}' is cut short (file truncated?)")
+        return raw
 
     def read(self, name: str) -> np.ndarray:
         """The value of tensor ``name`` (checksum verified); raises on any inconsistency."""
@@ -155,8 +263,8 @@ class Bundle:
             return self._assemble(name, entry)
         return self._read_entry(name, entry)
 
-    def _read_entry(self, name: str, entry: Any) -> np.ndarray:
-        shape = tuple(int(d.size) for d in entry.shape.dim)
+    def _read_entry(self, name: str, entry: Entry) -> np.ndarray:
+        shape = entry.shape
         if any(d < 0 for d in shape):
             raise FormatError(f"{self.index_path}: variable '{name}' has an unknown dimension {shape}")
         if entry.dtype == pb.DT_STRING:
@@ -164,7 +272,9 @@ class Bundle:
         if entry.dtype not in DTYPES:
             raise FormatError(f"{self.index_path}: variable '{name}' has unsupported dtype {entry.dtype}")
         label, code = DTYPES[entry.dtype]
-        dtype = np.dtype(self._byteorder + code)
+        dtype = self._dtypes.get(code)
+        if dtype is None:
+            dtype = self._dtypes[code] = np.dtype(self._byteorder + code)
         count = math.prod(shape)
         if count * dtype.itemsize != entry.size:
             raise FormatError(
@@ -173,19 +283,19 @@ class Bundle:
             )
         raw = self._bytes(name, entry)
         self._verify(name, entry, crc32c(raw))
-        array = np.frombuffer(raw, dtype=dtype).reshape(shape)
+        array = np.ndarray(shape, dtype, buffer=raw)  # no copy, one array object
         if label == "bfloat16":
             array = (array.astype(np.uint32) << 16).view(np.float32)
-        return array.astype(array.dtype.newbyteorder("="), copy=False)
+        return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
 
-    def _verify(self, name: str, entry: Any, crc: int) -> None:
+    def _verify(self, name: str, entry: Entry, crc: int) -> None:
         if mask(crc) != entry.crc32c:
             raise IntegrityError(
                 f"{self.shard_path(entry.shard_id)}: checksum mismatch in variable '{name}': "
                 "the file is corrupt (its bytes are not what TensorFlow wrote)"
             )
 
-    def _read_strings(self, name: str, entry: Any, shape: tuple[int, ...]) -> np.ndarray:
+    def _read_strings(self, name: str, entry: Entry, shape: tuple[int, ...]) -> np.ndarray:
         raw = self._bytes(name, entry)
         count = math.prod(shape)
         if count > len(raw):
@@ -219,16 +329,16 @@ class Bundle:
         array[:] = values
         return array.reshape(shape)
 
-    def _assemble(self, name: str, entry: Any) -> np.ndarray:
+    def _assemble(self, name: str, entry: Entry) -> np.ndarray:
         """Put a partitioned variable back together from its slices."""
-        shape = tuple(int(d.size) for d in entry.shape.dim)
+        shape = entry.shape
         parts = []
         for slice_proto in entry.slices:
             extents = [(e.start, e.length if e.HasField("length") else -1) for e in slice_proto.extent]
             raw = self._slices.get(slice_key(name, extents))
             if raw is None or len(extents) != len(shape):
                 raise FormatError(f"{self.index_path}: partitioned variable '{name}' is missing a slice {extents}")
-            part = self._read_entry(name, self._parse(pb.BundleEntryProto, raw, f"slice of {name!r}"))
+            part = self._read_entry(name, _from_proto(self._parse(pb.BundleEntryProto, raw, f"slice of {name!r}")))
             index = tuple(slice(s, None if n < 0 else s + n) for s, n in extents)
             parts.append((index, part))
         result = np.zeros(shape, dtype=parts[0][1].dtype if parts else np.float32)

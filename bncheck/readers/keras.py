@@ -16,7 +16,9 @@ as ambiguous (only the moving statistics are then checked).
 from __future__ import annotations
 
 import io
+import os
 import re
+import struct
 import zipfile
 import zlib
 from collections import Counter
@@ -64,6 +66,73 @@ def _member(archive: zipfile.ZipFile, name: str, shown: str) -> bytes:
     return data
 
 
+class _Window(io.RawIOBase):
+    """Read-only, seekable view of ``size`` bytes at ``start`` of a file, read on demand (for h5py)."""
+
+    def __init__(self, path: str, start: int, size: int) -> None:
+        super().__init__()
+        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 (closed with the window)
+        self._start, self._size, self._pos = start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        position = offset + (0, self._pos, self._size)[whence]
+        if position < 0:
+            raise ValueError(f"negative seek position {position}")
+        self._pos = position
+        return position
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), self._size - self._pos)
+        if count <= 0:
+            return 0
+        data = os.pread(self._file.fileno(), count, self._start + self._pos)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _stored_member(path: str, info: zipfile.ZipInfo, shown: str) -> _Window | None:
+    """An uncompressed member as a window on the archive, its CRC-32 checked as zipfile would (streamed,
+    so memory does not grow with the file); None for a compressed or encrypted member (read in memory)."""
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        return None
+    with open(path, "rb") as archive:
+        archive.seek(info.header_offset)
+        header = archive.read(30)
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"bad local file header of {info.filename}")
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        start = info.header_offset + 30 + name_length + extra_length
+        archive.seek(start)
+        crc, left, chunk = 0, info.file_size, bytearray(1 << 20)
+        while left > 0:
+            count = archive.readinto(memoryview(chunk)[: min(left, len(chunk))])
+            if not count:
+                break
+            crc = zlib.crc32(memoryview(chunk)[:count], crc)
+            left -= count
+    if left:
+        raise FormatError(
+            f"{shown}: {info.filename} holds {info.file_size - left} bytes, not the {info.file_size} its entry claims"
+        )
+    if crc != info.CRC:
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+    return _Window(path, start, info.file_size)
+
+
 def read_keras_archive(path: str, shown: str) -> Checkpoint:
     """A ``.keras`` zip: config.json for names and roles, model.weights.h5 read in memory."""
     try:
@@ -73,7 +142,8 @@ def read_keras_archive(path: str, shown: str) -> Checkpoint:
                 raise FormatError(f"{shown}: a zip without {WEIGHTS_MEMBER}; not a Keras .keras archive")
             config_text = _member(archive, "config.json", shown) if "config.json" in members else None
             metadata = _member(archive, "metadata.json", shown) if "metadata.json" in members else None
-            weights = _member(archive, WEIGHTS_MEMBER, shown)
+            info = archive.getinfo(WEIGHTS_MEMBER)
+            weights = _stored_member(path, info, shown) or io.BytesIO(_member(archive, WEIGHTS_MEMBER, shown))
     except (zipfile.BadZipFile, zlib.error, OSError, RuntimeError, NotImplementedError, EOFError) as exc:
         raise FormatError(f"{shown}: not a readable .keras (zip) archive ({exc})") from None
     config = parse_config(load_json(config_text, shown, "config.json")) if config_text else None
@@ -81,7 +151,7 @@ def read_keras_archive(path: str, shown: str) -> Checkpoint:
     if metadata:
         meta = load_json(metadata, shown, "metadata.json")
         version = meta.get("keras_version") if isinstance(meta, dict) else None
-    h5 = open_h5(io.BytesIO(weights), f"{shown} ({WEIGHTS_MEMBER})")
+    h5 = open_h5(weights, f"{shown} ({WEIGHTS_MEMBER})")
     fmt = f"Keras .keras archive (Keras {version})" if version else "Keras .keras archive"
     checkpoint = read_weights(h5, shown, config, fmt)
     if config is None:

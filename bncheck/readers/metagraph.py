@@ -22,31 +22,16 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from ..errors import FormatError, InputError
-from ..model import Checkpoint, GraphFacts, GraphVariable, LayerHints
+from ..model import Checkpoint, GraphFacts, GraphLayer, GraphVariable, LayerHints
 from .proto import tf_subset_pb2 as pb
+from .structure import ASSIGN_OPS, FUSED_BN, PASS_THROUGH, VARIABLE_OPS, find_bn_layers, variable_name
+from .structure import input_name as _name
 
-VARIABLE_OPS = frozenset({"VariableV2", "VarHandleOp", "Variable", "VariableV1"})
-PASS_THROUGH = frozenset({"Identity", "ReadVariableOp", "Switch", "RefSwitch", "Enter", "RefEnter", "RefIdentity"})
-ASSIGN_OPS = frozenset(
-    {"Assign", "AssignVariableOp", "AssignSub", "AssignSubVariableOp", "AssignAdd", "AssignAddVariableOp"}
-)
 IF_OPS = frozenset({"If", "StatelessIf"})
-FUSED_BN = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
 SAVE_OPS = frozenset({"SaveV2", "Save", "SaveSlices"})
 _UPDATE_SCOPE = re.compile(r"(^|/)(AssignMovingAvg|AssignNewValue)[^/]*(/|$)")
-_PART = re.compile(r"/part_\d+$")
 _APPLY = re.compile(r"^(Resource)?(Sparse)?Apply[A-Z]")
 NO_GRAPH = "; use --no-graph to ignore it"
-
-
-def _name(ref: str) -> str:
-    """Node name of an input reference ('^name', 'name:1')."""
-    return ref.lstrip("^").split(":", 1)[0]
-
-
-def variable_name(node_name: str) -> str:
-    """The checkpoint name of a variable node (partition slices 'x/part_0' belong to 'x')."""
-    return _PART.sub("", node_name)
 
 
 # --------------------------------------------------------------------------- locate and parse
@@ -107,6 +92,7 @@ def attach_graph(checkpoint: Checkpoint, meta: str | None = None) -> Checkpoint:
     if facts is None:
         return checkpoint
     checkpoint.graph = facts
+    checkpoint.structure = list(facts.layers)
     checkpoint.notes.extend(facts.notes)
     for scope, (momentum, epsilon) in _layer_numbers(facts).items():
         hints = checkpoint.hints.get(scope, LayerHints())
@@ -324,6 +310,14 @@ def _momentum(graph: _Graph, node: Any) -> tuple[float | None, str | None]:
     if value.op in FUSED_BN and "exponential_avg_factor" in value.attr:  # AssignNewValue of a fused update
         factor = value.attr["exponential_avg_factor"].f
         return (_round(1.0 - factor) if factor < 1.0 else None), None
+    if node.op in ("Assign", "AssignVariableOp") and value.op in ("Add", "AddV2"):
+        # hand-written: old * momentum + batch * (1 - momentum)
+        target = graph.variable_of(node.input[0])
+        for ref in value.input:
+            term = graph.nodes.get(_name(ref))
+            if term is not None and term.op == "Mul" and target in [graph.variable_of(i) for i in term.input]:
+                factors = [graph.constant(i) for i in term.input]
+                return next((_round(f) for f in factors if f is not None), None), None
     if value.op != "Mul":
         return None, None
     for ref in value.input:
@@ -341,36 +335,13 @@ def _round(x: float) -> float:
     return float(f"{x:.6g}")
 
 
-def _epsilons(graph: _Graph) -> dict[str, float]:
-    """epsilon per layer scope: the FusedBatchNorm attr, or the constant added to the variance before Rsqrt."""
+def _epsilons(layers: Iterable[GraphLayer]) -> dict[str, float]:
+    """epsilon per layer scope (that of its first scoped variable), from the BN layers found by structure."""
     found: dict[str, float] = {}
-    rsqrt = {n.name for n in graph.of_type(("Rsqrt",))}
-    consumers: dict[str, list[Any]] = {}  # Mul nodes by their Rsqrt input: gamma * rsqrt(var + eps)
-    for node in graph.of_type(("Mul",)):
-        for ref in node.input:
-            if _name(ref) in rsqrt:
-                consumers.setdefault(_name(ref), []).append(node)
-    for node in graph.of_type(sorted(FUSED_BN | {"Rsqrt"})):
-        if node.op in FUSED_BN and "epsilon" in node.attr:
-            variables = [graph.variable_of(ref) for ref in node.input[1:5]]
-            epsilon = node.attr["epsilon"].f
-        elif node.op == "Rsqrt" and node.input:
-            add = graph.nodes.get(_name(node.input[0]))
-            if add is None or add.op not in ("Add", "AddV2") or len(add.input) != 2:
-                continue
-            constants = [graph.constant(ref) for ref in add.input]
-            if constants.count(None) != 1:
-                continue
-            epsilon = next(c for c in constants if c is not None)
-            variables = [graph.variable_of(ref) for ref in add.input]
-            for mul in consumers.get(node.name, ()):
-                variables += [graph.variable_of(ref) for ref in mul.input]
-        else:
-            continue
-        for variable in variables:
-            if variable is not None and "/" in variable:
-                found.setdefault(variable.rpartition("/")[0], float(f"{epsilon:.7g}"))
-                break
+    for layer in layers:
+        scoped = [name for name in layer.members.values() if "/" in name]
+        if layer.epsilon is not None and scoped:
+            found.setdefault(scoped[0].rpartition("/")[0], layer.epsilon)
     return found
 
 
@@ -386,6 +357,13 @@ def digest(meta: Any, path: str) -> GraphFacts:
     for variable, op_name in sorted(_hand_written_updates(graph, listed)):
         if variable not in named:
             updates.setdefault(variable, []).append((op_name, graph.nodes[op_name]))
+    layers = tuple(find_bn_layers(graph.nodes, graph.functions))
+    for layer in layers:  # hand-written moving averages of the batch statistics a BN layer normalises with
+        for role, op_name in layer.updates.items():
+            variable = layer.members[role]
+            known = {op for op, _ in updates.get(variable, [])}
+            if variable not in named and op_name in graph.nodes and op_name not in known:
+                updates.setdefault(variable, []).append((op_name, graph.nodes[op_name]))
     train_ops = _train_ops(graph, meta)
     reached = _reachable(graph, train_ops, {op for ops in updates.values() for op, _ in ops})
     save_op, saved = _saver(graph, meta)
@@ -415,4 +393,4 @@ def digest(meta: Any, path: str) -> GraphFacts:
             f"{Path(path).name}: no train op in the graph (no train_op collection, no optimizer apply ops): "
             "update-op rules BN101-BN103 not checked"
         )
-    return GraphFacts(path, variables, tuple(train_ops), save_op, _epsilons(graph), tuple(notes))
+    return GraphFacts(path, variables, tuple(train_ops), save_op, _epsilons(layers), tuple(notes), layers)

@@ -54,3 +54,17 @@ def read_keras_file(path: Path, shown: str) -> Checkpoint | None:
     raise FormatError(
         f"{shown}: an HDF5 file without Keras weights (no layer_names attribute, model_weights, layers/ or vars/ group)"
     )
+
+
+def read_exported_file(path: Path, shown: str) -> Checkpoint | None:
+    """An exported graph: an ONNX model (``.onnx``), or a frozen GraphDef (``.pb``, or any file
+    whose first bytes parse as a graph node); None if ``path`` is neither."""
+    if path.suffix.lower() == ".onnx":
+        from .onnx_model import read_onnx
+
+        return read_onnx(path, shown)
+    from .frozen import looks_like_graph_def, read_frozen_graph
+
+    if path.suffix.lower() == ".pb" or looks_like_graph_def(path):
+        return read_frozen_graph(path, shown)
+    return None

@@ -17,7 +17,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from ..errors import BncheckError
+from ..errors import BncheckError, FormatError
 from ..model import Checkpoint, Variable
 from .bundle import Bundle
 from .proto import tf_subset_pb2 as pb
@@ -63,8 +63,8 @@ def _object_graph(bundle: Bundle) -> Any:
     try:
         raw = bundle.read(OBJECT_GRAPH_KEY).item()
         return pb.TrackableObjectGraph.FromString(raw)
-    except (DecodeError, ValueError, AttributeError):
-        raise BncheckError(f"{bundle.index_path}: the checkpoint's object graph is unreadable") from None
+    except (DecodeError, ValueError, AttributeError, TypeError):
+        raise FormatError(f"{bundle.index_path}: the checkpoint's object graph is unreadable") from None
 
 
 def _object_variables(bundle: Bundle, graph: Any) -> list[Variable]:
@@ -109,6 +109,8 @@ def _names_outside(full_name: dict[str, str]) -> set[str]:
 
 def _unescape(path: str) -> str:
     """Undo the object-graph key escapes ('.S' for '/', '..' for '.')."""
+    if "." not in path:  # most TF1 names: skip the regex
+        return path
     return re.sub(r"\.(S|\.)", lambda m: "/" if m[1] == "S" else ".", path)
 
 

@@ -18,13 +18,14 @@ def value_summary(value: np.ndarray | None) -> dict[str, float | int | None] | N
     if value is None:
         return None
     flat = value.astype(np.float64).ravel()
-    finite = flat[np.isfinite(flat)]
+    mask = np.isfinite(flat)
+    finite = flat if mask.all() else flat[mask]
     if not finite.size:
         return {"min": None, "max": None, "mean": None, "nonfinite": int(flat.size)}
-    return {
-        "min": float(finite.min()),
-        "max": float(finite.max()),
-        "mean": float(finite.mean()),
+    return {  # the ufuncs' reduce directly: ndarray.min/max/mean add overhead that 80,000 variables feel
+        "min": float(np.minimum.reduce(finite)),
+        "max": float(np.maximum.reduce(finite)),
+        "mean": float(np.add.reduce(finite)) / finite.size,  # what ndarray.mean computes for float64
         "nonfinite": int(flat.size - finite.size),
     }
 

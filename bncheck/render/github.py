@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import IO
 
 from ..model import Report, Severity
-from .sarif import relative_uri
+from .sarif import relative_path
 
 COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
@@ -23,7 +23,7 @@ def _property(text: str) -> str:
 
 def render(reports: list[Report], stream: IO[str], show_all: bool = False) -> None:
     for report in reports:
-        file = _property(relative_uri(report.file or report.path))
+        file = _property(relative_path(report.file or report.path))
         for error in report.errors:
             stream.write(f"::error file={file},line=1,title=bncheck::{_data(error)}\n")
         for finding in report.findings:

@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 from .. import __version__
 from ..model import Finding, Report, Severity
@@ -23,8 +24,8 @@ SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
-def relative_uri(path: str) -> str:
-    """The path as a URI relative to the working directory where possible."""
+def relative_path(path: str) -> str:
+    """The path relative to the working directory where possible, with forward slashes."""
     try:
         relative = os.path.relpath(path)
     except ValueError:  # another drive on Windows
@@ -32,8 +33,13 @@ def relative_uri(path: str) -> str:
     return Path(relative).as_posix()
 
 
+def relative_uri(path: str) -> str:
+    """:func:`relative_path` as a URI reference (spaces, '#', '%' ... percent-encoded)."""
+    return quote(relative_path(path), safe="/")
+
+
 def fingerprint(code: str, file: str, layer: str | None) -> str:
-    return hashlib.sha256(f"{code}|{relative_uri(file)}|{layer or ''}".encode()).hexdigest()[:32]
+    return hashlib.sha256(f"{code}|{relative_path(file)}|{layer or ''}".encode()).hexdigest()[:32]
 
 
 def _rule(code: str) -> dict[str, Any]:
@@ -64,7 +70,7 @@ def _result(report: Report, finding: Finding, index: dict[str, int]) -> dict[str
     location = _location(report)
     if finding.layer is not None:
         location["logicalLocations"] = [
-            {"name": finding.layer, "fullyQualifiedName": f"{relative_uri(file)}::{finding.layer}", "kind": "object"}
+            {"name": finding.layer, "fullyQualifiedName": f"{relative_path(file)}::{finding.layer}", "kind": "object"}
         ]
     result: dict[str, Any] = {
         "ruleId": finding.code,

@@ -47,14 +47,21 @@ def _stats(layer: BNLayer, role: str, initial: float) -> str:
     return text
 
 
-def _codes(report: Report | DiffReport, layer: BNLayer | LayerPair) -> Text:
-    worst: dict[str, Severity] = {}
+def _all_codes(report: Report | DiffReport) -> dict[str | None, Text]:
+    """The codes cell of every layer with findings (others: :data:`_OK`), in one pass over the findings."""
+    worst: dict[str | None, dict[str, Severity]] = {}
     for finding in report.findings:
-        if finding.layer == layer.name:
-            worst[finding.code] = max(worst.get(finding.code, finding.severity), finding.severity)
-    if not worst:
-        return Text("ok", style="green")
-    return Text(" ").join(Text(code, style=STYLE[sev]) for code, sev in sorted(worst.items()))
+        codes = worst.setdefault(finding.layer, {})
+        codes[finding.code] = max(codes.get(finding.code, finding.severity), finding.severity)
+    return {
+        layer: Text(" ").join(Text(code, style=STYLE[sev]) for code, sev in sorted(codes.items()))
+        for layer, codes in worst.items()
+    }
+
+
+def _codes(cells: dict[str | None, Text], layer: BNLayer | LayerPair) -> Text:
+    cell = cells.get(layer.name)
+    return Text("ok", style="green") if cell is None else cell
 
 
 def _layer_table(report: Report, show_all: bool, width: int) -> tuple[Table, int]:
@@ -63,13 +70,13 @@ def _layer_table(report: Report, show_all: bool, width: int) -> tuple[Table, int
     Every column but the layer name has a fixed width; the name gets the rest of
     ``width`` and folds, so codes are never cut off, even at 80 columns.
     """
-    codes = {layer.name: _codes(report, layer) for layer in report.layers}
+    cells = _all_codes(report)
     fixed = {
         "ch": max(2, *(len(str(layer.channels)) for layer in report.layers)),
         "vars": 11 if any(layer.hints.frozen for layer in report.layers) else 4,
         "moving_mean": 15,
         "moving_variance": 15,
-        "codes": max(5, *(len(c) for c in codes.values())),
+        "codes": max([5, *(len(cells[layer.name]) for layer in report.layers if layer.name in cells)]),  # "ok" < 5
     }
     longest = max(len(layer.name) for layer in report.layers)
     name_width = max(12, min(longest, width - sum(fixed.values()) - 2 * len(fixed)))
@@ -95,7 +102,7 @@ def _layer_table(report: Report, show_all: bool, width: int) -> tuple[Table, int
             present,
             _stats(layer, "moving_mean", 0.0),
             _stats(layer, "moving_variance", 1.0),
-            codes[layer.name],
+            _codes(cells, layer),
         )
     return table, hidden
 
@@ -204,7 +211,8 @@ def _delta_cell(pair: LayerPair, role: str) -> Text:
 
 def _diff_table(report: DiffReport, show_all: bool, width: int) -> tuple[Table, int]:
     """One row per paired layer; identical rows are one dim line, changed ones two highlighted."""
-    codes = {pair.name: _codes(report, pair) for pair in report.pairs}
+    cells = _all_codes(report)
+    codes = {pair.name: _codes(cells, pair) for pair in report.pairs}
     fixed = {label: 9 for _, label in _DIFF_COLUMNS} | {"codes": 5}  # one code a line: rows are 2 lines anyway
     longest = max(len(pair.name) for pair in report.pairs)
     name_width = max(12, min(longest, width - sum(fixed.values()) - 2 * len(fixed)))

@@ -9,7 +9,6 @@ it does no I/O. Its docstring is the rule's documentation (``bncheck rules CODE`
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -50,6 +49,8 @@ class Rule:
 
     @property
     def doc(self) -> str:
+        import inspect  # only for the documentation: a slow import
+
         return inspect.cleandoc(self.check.__doc__ or "")
 
     def run(self, subject: object, context: object) -> Iterator[Finding]:
@@ -86,7 +87,7 @@ def per_layer(check: Callable[[BNLayer, Context], Iterable[Hit]]) -> Callable:
 def _load() -> None:
     from importlib import import_module
 
-    # In catalogue order: values BN001-BN012, graph BN101-BN105, diff BN201-BN204.
+    # In catalogue order: values BN001-BN013, graph BN101-BN105, diff BN201-BN204.
     for module in ("values", "graph", "diff"):
         import_module(f".{module}", __name__)
 

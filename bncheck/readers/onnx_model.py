@@ -1,0 +1,120 @@
+"""ONNX models (``.onnx``): the ``BatchNormalization`` nodes and their initializers.
+
+Needs the optional ``onnx`` package (``pip install 'bncheck[onnx]'``), imported only here and
+only when an ``.onnx`` file is read. The model is loaded as data
+(``load_external_data=False``) and never run. Inputs 1-4 of a node are scale (gamma), B
+(beta), input_mean and input_var (moving statistics), taken from initializers or
+``Constant`` nodes; ``epsilon`` and ``momentum`` are the node's attributes. A node exported
+in training mode (``training_mode=1``, or running-statistics outputs) is marked for BN013.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import FormatError, InputError
+from ..model import Checkpoint, LayerHints, Variable
+
+FORMAT = "ONNX model"
+EXTRA = "reading ONNX models needs the onnx package: pip install 'bncheck[onnx]'"
+ROLES = ("gamma", "beta", "moving_mean", "moving_variance")  # inputs 1..4 of BatchNormalization
+DEFAULT_EPSILON = 1e-5
+DEFAULT_MOMENTUM = 0.9
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        return None
+    return onnx, numpy_helper
+
+
+def read_onnx(path: Path, shown: str) -> Checkpoint:
+    """The BN layers of an ONNX model as variables grouped by node, with their hints."""
+    modules = _onnx()
+    if modules is None:
+        raise InputError(f"{shown}: {EXTRA}")
+    onnx, numpy_helper = modules
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+        graph = model.graph
+        tensors = {t.name: t for t in graph.initializer}
+        for node in graph.node:
+            if node.op_type == "Constant" and node.output:
+                value = next((a.t for a in node.attribute if a.name == "value" and a.HasField("t")), None)
+                if value is not None:
+                    tensors.setdefault(node.output[0], value)
+        bn_nodes = [
+            node for node in graph.node if node.op_type == "BatchNormalization" and node.domain in ("", "ai.onnx")
+        ]
+    except OSError as exc:
+        raise InputError(f"{shown}: cannot read ({exc.strerror or exc})") from None
+    except Exception as exc:  # onnx raises DecodeError, ValueError, RuntimeError and its own errors for bad bytes
+        raise FormatError(f"{shown}: not a readable ONNX model ({type(exc).__name__})") from None
+    checkpoint = Checkpoint(shown, FORMAT, [], file=str(path))
+    taken: set[str] = set()
+    for number, node in enumerate(bn_nodes):
+        name = _layer_name(node, number, taken)
+        taken.add(name)
+        attrs = {a.name: a for a in node.attribute}
+        epsilon = attrs["epsilon"].f if "epsilon" in attrs else DEFAULT_EPSILON
+        momentum = attrs["momentum"].f if "momentum" in attrs else DEFAULT_MOMENTUM
+        training = (attrs["training_mode"].i if "training_mode" in attrs else 0) != 0 or len(node.output) > 1
+        checkpoint.hints[name] = LayerHints(momentum=_round(momentum), epsilon=_round(epsilon), training_mode=training)
+        for role, ref in zip(ROLES, list(node.input)[1:5], strict=False):
+            tensor = tensors.get(ref)
+            if tensor is None:
+                if ref:
+                    checkpoint.notes.append(f"{name}: {role} ({ref}) is computed in the graph, not stored: not checked")
+                continue
+            checkpoint.variables.append(_variable(tensor, ref, f"{name}/{role}", shown, numpy_helper))
+    return checkpoint
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.7g}")
+
+
+def _layer_name(node: Any, number: int, taken: set[str]) -> str:
+    """The node's name ('/bn/BatchNormalization' -> 'bn'), else the common prefix of its inputs, else a number."""
+    name = node.name.strip("/")
+    if name.endswith("BatchNormalization") and "/" in name:
+        name = name.rpartition("/")[0]
+    if not name:
+        stems = {ref.rpartition(".")[0] for ref in list(node.input)[1:5] if "." in ref}
+        name = stems.pop() if len(stems) == 1 else f"BatchNormalization_{number}"
+    candidate, n = name, 1
+    while candidate in taken:
+        candidate, n = f"{name}_{n}", n + 1
+    return candidate
+
+
+def _variable(tensor: Any, key: str, name: str, shown: str, numpy_helper: Any) -> Variable:
+    dims = tuple(int(d) for d in tensor.dims)
+    if any(d < 0 for d in dims):
+        raise FormatError(f"{shown}: tensor {key} has a negative dimension")
+    try:
+        import onnx
+
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)).name
+    except Exception:  # an unknown or non-numeric element type
+        raise FormatError(f"{shown}: tensor {key} has an unsupported element type {tensor.data_type}") from None
+    return Variable(key, name, dtype, dims, partial(_load, tensor, key, dims, shown, numpy_helper))
+
+
+def _load(tensor: Any, key: str, dims: tuple[int, ...], shown: str, numpy_helper: Any) -> np.ndarray:
+    if tensor.data_location == 1:  # EXTERNAL: the values live in another file, which bncheck does not open
+        raise FormatError(f"{shown}: tensor {key} is stored in an external data file; bncheck reads embedded values")
+    try:
+        value = np.asarray(numpy_helper.to_array(tensor))
+    except Exception as exc:
+        raise FormatError(f"{shown}: tensor {key} is unreadable ({type(exc).__name__})") from None
+    if value.shape != dims:
+        raise FormatError(f"{shown}: tensor {key} holds shape {list(value.shape)}, declares {list(dims)}")
+    return value
