@@ -8,7 +8,6 @@ compared by its real path, so ``dir``, ``./dir`` and ``dir/model.ckpt-20.index``
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +23,8 @@ def _key(code: str, path: str, layer: str | None) -> Key:
 
 
 def load_baseline(path: Path) -> set[Key]:
+    import json  # only with --baseline: the table output needs no json
+
     if not path.is_file():
         raise InputError(f"{path}: baseline is not a file")
     try:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
@@ -67,6 +68,23 @@ def _settings(
         thresholds=settings.thresholds.updated(pairs, "--threshold"),
         exclude=settings.exclude + tuple(exclude),
     )
+
+
+def _emit(render: Callable[[Any, IO[str], bool], None], payload: Any, output: str | None, show_all: bool) -> None:
+    """Render to ``output`` or stdout; a reader that leaves the pipe early does not change the exit status."""
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8") as stream:
+                render(payload, stream, show_all)
+        except OSError as exc:
+            click.echo(f"bncheck: error: cannot write {output} ({exc.strerror})", err=True)
+            sys.exit(2)
+        return
+    try:
+        render(payload, sys.stdout, show_all)
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. piped into head
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @main.command()
@@ -142,24 +160,12 @@ def inspect(
             except BncheckError as exc:
                 reports.append(Report(model, "unreadable", errors=[str(exc)]))
     apply_baseline(reports, known)
-    render = renderer(fmt)
-    if output:
-        try:
-            with open(output, "w", encoding="utf-8") as stream:
-                render(reports, stream, show_all)
-        except OSError as exc:
-            click.echo(f"bncheck: error: cannot write {output} ({exc.strerror})", err=True)
-            sys.exit(2)
-    else:
-        try:
-            render(reports, sys.stdout, show_all)
-            sys.stdout.flush()
-        except BrokenPipeError:  # e.g. piped into head: the reader left, the exit status still counts
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    _emit(renderer(fmt), reports, output, show_all)
     for report in reports:
         for error in report.errors:
             click.echo(f"bncheck: error: {error}", err=True)
-    status = exit_code(reports, settings.fail_on)
+    findings = [f for r in reports for f in r.findings]
+    status = exit_code(any(r.errors for r in reports), findings, settings.fail_on)
     sys.exit(0 if exit_zero and status == 1 else status)
 
 
@@ -202,7 +208,7 @@ def diff(
     """
     from .comparison import compare
     from .errors import BncheckError
-    from .model import diff_exit_code
+    from .model import exit_code
     from .readers import open_model
     from .render import diff_renderer
 
@@ -214,22 +220,10 @@ def diff(
     except BncheckError as exc:
         click.echo(f"bncheck: error: {exc}", err=True)
         sys.exit(2)
-    render = diff_renderer(fmt)
-    try:
-        if output:
-            with open(output, "w", encoding="utf-8") as stream:
-                render(report, stream, show_all)
-        else:
-            render(report, sys.stdout, show_all)
-            sys.stdout.flush()
-    except BrokenPipeError:  # piped into head: the exit status still counts
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except OSError as exc:
-        click.echo(f"bncheck: error: cannot write {output} ({exc.strerror})", err=True)
-        sys.exit(2)
+    _emit(diff_renderer(fmt), report, output, show_all)
     for error in report.errors:
         click.echo(f"bncheck: error: {error}", err=True)
-    sys.exit(diff_exit_code(report, settings.fail_on))
+    sys.exit(exit_code(bool(report.errors), report.findings, settings.fail_on))
 
 
 @main.command()

@@ -13,12 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import BncheckError
+from .errors import ConfigError
 from .model import Severity
-
-
-class ConfigError(BncheckError):
-    """Invalid configuration (file or command line)."""
 
 
 @dataclass(frozen=True)

@@ -17,3 +17,7 @@ class FormatError(BncheckError):
 
 class IntegrityError(FormatError):
     """A checksum does not match: the bytes on disk are not the bytes TensorFlow wrote."""
+
+
+class ConfigError(BncheckError):
+    """Invalid configuration, in a file or on the command line."""

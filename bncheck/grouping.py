@@ -16,11 +16,10 @@ import re
 from dataclasses import dataclass, field
 
 from .model import ROLES, BNLayer, Checkpoint, LayerHints, Variable
+from .naming import BN_NAME, OTHER_NORM_NAME
 
 EXTRAS = ("renorm_mean", "renorm_stddev", "renorm_mean_weight", "renorm_stddev_weight", "moving_stddev")
 ZERO_DEBIAS = ("biased", "local_step")
-_BN_SCOPE = re.compile(r"batch_?norm|(^|[_\-.])bn(_?\d+)?($|[_\-.])|^bn", re.IGNORECASE)
-_OTHER_NORM = re.compile(r"(layer|group|instance)_?norm", re.IGNORECASE)
 # Keras 2.11+ optimizers name their slots "<Optimizer>/<slot>/<variable name>", e.g. "Adam/m/bn/gamma".
 _OPTIMIZER = re.compile(
     r"^(adam\w*|sgd|rmsprop|adagrad|adadelta|adamax|nadam|ftrl|lion|adafactor|lamb)$", re.IGNORECASE
@@ -89,9 +88,9 @@ def group_layers(checkpoint: Checkpoint) -> Grouping:
             continue
         has_stats = any(role not in ("gamma", "beta") for role in members)
         leaf = scope.rsplit("/", 1)[-1]
-        if has_stats or name in checkpoint.hints or _BN_SCOPE.search(leaf):
+        if has_stats or name in checkpoint.hints or BN_NAME.search(leaf):
             layers.append(BNLayer(name, members, hints))
-        elif not _OTHER_NORM.search(leaf):
+        elif not OTHER_NORM_NAME.search(leaf):
             unconfirmed.append(name)
     if checkpoint.structure is None:
         return Grouping(layers, unconfirmed)

@@ -154,7 +154,20 @@ class Report:
     file: str | None = None  # the file findings point at (SARIF, annotations); default: path
 
     def codes(self, layer: str) -> list[str]:
-        return sorted({f.code for f in self.findings if f.layer == layer})
+        return codes_of(self.findings, layer)
+
+
+def codes_of(findings: list[Finding], layer: str) -> list[str]:
+    """The rule codes that fired on ``layer``, sorted."""
+    return sorted({f.code for f in findings if f.layer == layer})
+
+
+def severity_counts(findings: list[Finding]) -> dict[str, int]:
+    return {
+        "errors": sum(f.severity == Severity.ERROR for f in findings),
+        "warnings": sum(f.severity == Severity.WARNING for f in findings),
+        "infos": sum(f.severity == Severity.INFO for f in findings),
+    }
 
 
 def summarize(reports: list[Report]) -> dict[str, int]:
@@ -163,19 +176,17 @@ def summarize(reports: list[Report]) -> dict[str, int]:
     return {
         "files": len(reports),
         "layers": sum(len(r.layers) for r in reports),
-        "errors": sum(f.severity == Severity.ERROR for f in findings),
-        "warnings": sum(f.severity == Severity.WARNING for f in findings),
-        "infos": sum(f.severity == Severity.INFO for f in findings),
+        **severity_counts(findings),
         "unreadable": sum(bool(r.errors) for r in reports),
         "known": sum(f.known for f in findings),
     }
 
 
-def exit_code(reports: list[Report], fail_on: Severity | None) -> int:
-    """0 clean, 1 findings at or above ``fail_on``, 2 anything unreadable."""
-    if any(r.errors for r in reports):
+def exit_code(unreadable: bool, findings: list[Finding], fail_on: Severity | None) -> int:
+    """0 clean, 1 findings (not known from a baseline) at or above ``fail_on``, 2 anything unreadable."""
+    if unreadable:
         return 2
-    if fail_on is not None and any(f.severity >= fail_on and not f.known for r in reports for f in r.findings):
+    if fail_on is not None and any(f.severity >= fail_on and not f.known for f in findings):
         return 1
     return 0
 
@@ -241,15 +252,7 @@ class DiffReport:
         return self.a.errors + self.b.errors
 
     def codes(self, layer: str) -> list[str]:
-        return sorted({f.code for f in self.findings if f.layer == layer})
-
-
-def severity_counts(findings: list[Finding]) -> dict[str, int]:
-    return {
-        "errors": sum(f.severity == Severity.ERROR for f in findings),
-        "warnings": sum(f.severity == Severity.WARNING for f in findings),
-        "infos": sum(f.severity == Severity.INFO for f in findings),
-    }
+        return codes_of(self.findings, layer)
 
 
 def summarize_diff(report: DiffReport) -> dict[str, int]:
@@ -263,12 +266,3 @@ def summarize_diff(report: DiffReport) -> dict[str, int]:
         "unpaired": len(report.only_a) + len(report.only_b),
         "unreadable": sum(bool(r.errors) for r in (report.a, report.b)),
     }
-
-
-def diff_exit_code(report: DiffReport, fail_on: Severity | None) -> int:
-    """0 clean, 1 findings at or above ``fail_on``, 2 either side unreadable (as :func:`exit_code`)."""
-    if report.errors:
-        return 2
-    if fail_on is not None and any(f.severity >= fail_on and not f.known for f in report.findings):
-        return 1
-    return 0

@@ -27,8 +27,8 @@ from typing import Any
 
 from ..errors import FormatError
 from ..model import Checkpoint, Variable
+from ..naming import BN_NAME
 from .keras_common import (
-    BN_NAME,
     H5_ERRORS,
     RENORM_EXTRAS,
     LayerConfig,
@@ -155,7 +155,8 @@ def read_keras_archive(path: str, shown: str) -> Checkpoint:
     fmt = f"Keras .keras archive (Keras {version})" if version else "Keras .keras archive"
     checkpoint = read_weights(h5, shown, config, fmt)
     if config is None:
-        checkpoint.notes.append("the archive has no config.json: layer roles were inferred from the variable count")
+        why = "has no config.json" if config_text is None else "has a config.json that is not a layer config"
+        checkpoint.notes.append(f"the archive {why}: layer roles were inferred from the variable count")
     return checkpoint
 
 

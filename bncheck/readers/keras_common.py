@@ -22,9 +22,7 @@ from ..model import LayerHints, Variable
 
 BN_CLASSES = re.compile(r"^(Sync)?BatchNormalization(V[12])?$")
 OTHER_NORM = re.compile(r"Normalization$")  # LayerNormalization, GroupNormalization, ...: not BN
-BN_NAME = re.compile(r"batch_?norm|(^|_)bn(_?\d+)?($|_)", re.IGNORECASE)
 RENORM_EXTRAS = ("moving_stddev", "renorm_mean", "renorm_stddev")
-STEP_LEAVES = ("iteration", "iterations", "iter")
 # What h5py raises on damaged files: HDF5 errors surface as OSError, RuntimeError, KeyError, ...
 H5_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError)
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from ..errors import FormatError
 from ..model import Checkpoint, LayerHints, Variable
+from ..naming import STEP_NAMES
 from .keras_common import (
     H5_ERRORS,
     OTHER_NORM,
-    STEP_LEAVES,
     LayerConfig,
     decode,
     h5_variable,
@@ -83,7 +83,7 @@ def _find_step(h5: Any, checkpoint: Checkpoint) -> None:
     if group is None:
         return
     for weight_name in string_list(group.attrs, "weight_names") or []:
-        if weight_name.removesuffix(":0").rsplit("/", 1)[-1] in STEP_LEAVES:
+        if weight_name.removesuffix(":0").rsplit("/", 1)[-1] in STEP_NAMES:
             dataset = group.get(weight_name)
             if dataset is not None and dataset.shape == () and dataset.dtype.kind in "iu":
                 checkpoint.step = int(dataset[()])

@@ -19,14 +19,13 @@ from google.protobuf.message import DecodeError
 
 from ..errors import BncheckError, FormatError
 from ..model import Checkpoint, Variable
+from ..naming import STEP_NAMES
 from .bundle import Bundle
 from .proto import tf_subset_pb2 as pb
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
-# Where the step count lives, most telling first. save_counter counts saves, not steps.
-EXPORT_ALIASES = "_all_variables/"
-STEP_NAMES = ("global_step", "iter", "iteration", "iterations", "_iterations", "save_counter")
+EXPORT_ALIASES = "_all_variables/"  # Keras 3 model.export stores every variable twice; these are the copies
 
 
 def read_checkpoint(prefix: str, shown_path: str, format_name: str | None = None) -> Checkpoint:

@@ -174,6 +174,8 @@ def render(reports: list[Report], stream: IO[str], show_all: bool = False) -> No
     s = summarize(reports)
     line = _counts(s)
     line.append(f" in {s['layers']} BN layers of {s['files']} file{'s' if s['files'] != 1 else ''}")
+    if s["known"]:
+        line.append(f" ({s['known']} known from the baseline, not failing)", style="dim")
     if s["unreadable"]:
         line.append(f"; {s['unreadable']} file(s) not fully readable", style="bold red")
     console.print(line)
