@@ -7,12 +7,12 @@ findings into one line unless ``show_all``.
 
 from __future__ import annotations
 
+import textwrap
 from itertools import groupby
 from typing import IO
 
 from rich import box
 from rich.console import Console
-from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -115,6 +115,13 @@ def _header(report: Report) -> Text:
     return Text.assemble((report.path, "bold"), "  " + " | ".join(parts))
 
 
+def _indented(console: Console, text: str, style: str) -> None:
+    """A paragraph wrapped to the console width with a two-space hanging indent (no trailing blanks)."""
+    width = max(console.width, 20)
+    wrapped = textwrap.fill(text, width=width, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False)
+    console.print(Text(wrapped, style=style), overflow="ignore", crop=False)
+
+
 def _findings(console: Console, report: Report | DiffReport, show_all: bool) -> None:
     by_rule = groupby(sorted(report.findings, key=lambda f: f.code), key=lambda f: f.code)
     for code, group in by_rule:
@@ -126,11 +133,10 @@ def _findings(console: Console, report: Report | DiffReport, show_all: bool) -> 
         shown = findings if show_all else findings[:FINDINGS_PER_RULE]
         for finding in shown:
             known = " (known: in the baseline)" if finding.known else ""
-            line = Text(f"{finding.layer or '(model)'}: {finding.message}{known}", style="dim" if known else "")
-            console.print(Padding(line, (0, 0, 0, 2), expand=False))
+            _indented(console, f"{finding.layer or '(model)'}: {finding.message}{known}", "dim" if known else "")
         if len(findings) > len(shown):
             console.print(Text(f"  ... and {len(findings) - len(shown)} more (--all lists them)", style="dim"))
-        console.print(Padding(Text(f"fix: {rule.fix}", style="dim"), (0, 0, 0, 2), expand=False))
+        _indented(console, f"fix: {rule.fix}", "dim")
 
 
 def _counts(s: dict[str, int]) -> Text:
