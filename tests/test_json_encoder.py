@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import bncheck
-from bncheck.render.json import as_dict, dumps
+from bncheck.render.json import as_dict, dump, dumps
 
 from .conftest import FIXTURES
 
@@ -43,3 +44,10 @@ def test_unknown_types_are_refused_like_the_stdlib() -> None:
 def test_reports_render_as_with_the_stdlib(name: str) -> None:
     report = bncheck.inspect(str(FIXTURES / name))
     assert dumps(as_dict([report])) == json.dumps(as_dict([report]), indent=2, allow_nan=False)
+
+
+def test_dump_in_pieces_writes_the_same_text() -> None:
+    value = {"layers": [{"name": f"bn_{i}", "stats": [0.5, None, True]} for i in range(30_000)], "summary": {}}
+    stream = io.StringIO()
+    dump(value, stream)
+    assert stream.getvalue() == json.dumps(value, indent=2, allow_nan=False)

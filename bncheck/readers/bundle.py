@@ -21,7 +21,6 @@ import math
 import os
 import re
 import struct
-from dataclasses import dataclass
 from typing import IO, Any, NamedTuple
 
 import numpy as np
@@ -53,8 +52,7 @@ DTYPES: dict[int, tuple[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class TensorInfo:
+class TensorInfo(NamedTuple):  # a tuple, not a frozen dataclass: 3x cheaper to make, 80,000 times
     """What the index says about one tensor, without reading its data."""
 
     name: str
@@ -109,7 +107,10 @@ def decode_entry(buf: bytes) -> Entry | None:
             tag = buf[pos]
             pos += 1
             if tag == 0x08:
-                dtype, pos = _uvarint(buf, pos, _INT32)
+                if buf[pos] < 0x80:  # inline the usual one-byte value
+                    dtype, pos = buf[pos], pos + 1
+                else:
+                    dtype, pos = _uvarint(buf, pos, _INT32)
             elif tag == 0x18:
                 shard, pos = _uvarint(buf, pos, _INT32)
             elif tag == 0x20:
@@ -126,6 +127,10 @@ def decode_entry(buf: bytes) -> Entry | None:
                 while pos < stop:
                     if buf[pos] != 0x12:
                         return None
+                    if buf[pos + 1] == 2 and buf[pos + 2] == 0x08 and buf[pos + 3] < 0x80:  # dim { size < 128 }
+                        dims.append(buf[pos + 3])
+                        pos += 4
+                        continue
                     dim_length, pos = _uvarint(buf, pos + 1, stop - pos)
                     dim_stop, dim = pos + dim_length, 0
                     if pos < dim_stop:
@@ -186,6 +191,7 @@ class Bundle:
         self._byteorder = ">" if header.endianness == pb.BundleHeaderProto.BIG else "<"
         self._files: dict[int, tuple[IO[bytes], int]] = {}  # shard -> (open file, size)
         self._dtypes: dict[str, np.dtype] = {}
+        self._decoded: dict[str, Entry] = {}  # decoded by info(), not yet read
 
     def _parse(self, message: Any, value: bytes, what: str) -> Any:
         try:
@@ -207,6 +213,7 @@ class Bundle:
 
     def info(self, name: str) -> TensorInfo:
         entry = self._entry(name)
+        self._decoded[name] = entry  # for the read() that usually follows; it drops the entry again
         code = entry.dtype
         dtype = DTYPES[code][0] if code in DTYPES else "string" if code == pb.DT_STRING else f"DataType {code}"
         return TensorInfo(name, dtype, entry.shape, len(entry.slices) > 0)
@@ -258,14 +265,14 @@ class Bundle:
         """The value of tensor ``name`` (checksum verified); raises on any inconsistency."""
         if name not in self._raw:
             raise KeyError(name)
-        entry = self._entry(name)
+        entry = self._decoded.pop(name, None) or self._entry(name)
         if entry.slices:
             return self._assemble(name, entry)
         return self._read_entry(name, entry)
 
     def _read_entry(self, name: str, entry: Entry) -> np.ndarray:
         shape = entry.shape
-        if any(d < 0 for d in shape):
+        if shape and min(shape) < 0:
             raise FormatError(f"{self.index_path}: variable '{name}' has an unknown dimension {shape}")
         if entry.dtype == pb.DT_STRING:
             return self._read_strings(name, entry, shape)

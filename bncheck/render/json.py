@@ -6,6 +6,7 @@ The names in it are a stable interface; fields may be added, never renamed.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import IO, Any
 
 from ..model import BNLayer, Delta, DiffReport, Finding, LayerPair, Report, summarize, summarize_diff
@@ -83,6 +84,18 @@ def dumps(value: Any) -> str:
     return "".join(out)
 
 
+def dump(value: Any, stream: IO[str]) -> None:
+    """:func:`dumps` written to ``stream`` in pieces of about 64k tokens, so the text is never whole in memory."""
+    out: list[str] = []
+
+    def flush() -> None:
+        stream.write("".join(out))
+        out.clear()
+
+    _encode(value, out, "\n", flush)
+    flush()
+
+
 _string = json.encoder.encode_basestring_ascii
 
 
@@ -105,7 +118,7 @@ def _scalar(value: Any) -> str | None:
     return None
 
 
-def _encode(value: Any, out: list[str], newline: str) -> None:
+def _encode(value: Any, out: list[str], newline: str, flush: Callable[[], None] | None = None) -> None:
     text = _scalar(value)
     if text is not None:
         out.append(text)
@@ -117,7 +130,9 @@ def _encode(value: Any, out: list[str], newline: str) -> None:
         out.append("[")
         for i, item in enumerate(value):
             out.append(inner if not i else "," + inner)
-            _encode(item, out, inner)
+            _encode(item, out, inner, flush)
+            if flush is not None and len(out) > 65_536:
+                flush()
         out.append(newline + "]")
     elif isinstance(value, dict):
         if not value:
@@ -133,14 +148,14 @@ def _encode(value: Any, out: list[str], newline: str) -> None:
             else:
                 raise TypeError(f"keys must be str, int, float, bool or None, not {key.__class__.__name__}")
             out.append((inner if not i else "," + inner) + name + ": ")
-            _encode(item, out, inner)
+            _encode(item, out, inner, flush)
         out.append(newline + "}")
     else:
         raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
 
 
 def render(reports: list[Report], stream: IO[str], show_all: bool = False) -> None:
-    stream.write(dumps(as_dict(reports)))
+    dump(as_dict(reports), stream)
     stream.write("\n")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from functools import wraps
@@ -306,11 +307,14 @@ def stats_barely_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     Silence: ``--ignore BN006``; the thresholds are settings.
     """
     mean, variance = _f64(layer, "moving_mean"), _f64(layer, "moving_variance")
-    if mean is None or variance is None or _stats_at_initial(layer):
-        return
-    if not (np.isfinite(mean).all() and np.isfinite(variance).all()):
+    if mean is None or variance is None:
         return
     limits = context.thresholds
+    widest = limits.barely_tolerance * 10  # the tolerance below is this or a tenth of it
+    if mean.size and variance.size and max(np.abs(mean).max(), np.abs(variance - 1).max()) > widest:
+        return  # far from 0/1 (most layers): skip the rest; NaN compares False and goes on
+    if _stats_at_initial(layer) or not (np.isfinite(mean).all() and np.isfinite(variance).all()):
+        return
     momentum, source = _momentum(layer, context)
     steps = context.step
     remaining = momentum**steps if steps else None
@@ -401,10 +405,10 @@ def outlier_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
     limits = context.thresholds
     mean, variance = _f64(layer, "moving_mean"), _f64(layer, "moving_variance")
     problems = []
-    if mean is not None and mean.size and np.isfinite(mean).all() and np.abs(mean).max() > limits.mean_bound:
+    if mean is not None and mean.size and np.abs(mean).max() > limits.mean_bound and np.isfinite(mean).all():
         problems.append(f"|moving_mean| up to {np.abs(mean).max():.3g}")
-    if variance is not None and variance.size and np.isfinite(variance).all():
-        largest, smallest = variance.max(), variance.min()
+    largest, smallest = (variance.max(), variance.min()) if variance is not None and variance.size else (np.nan, np.nan)
+    if math.isfinite(largest) and math.isfinite(smallest):  # NaN spreads to both; +-Inf shows in one: all finite
         if largest > limits.variance_bound:
             problems.append(f"moving_variance up to {largest:.3g}")
         # median >= smallest > 0, so largest/median > ratio needs largest > ratio * smallest (else skip the sort)
@@ -440,13 +444,13 @@ def duplicate_stats(layers: list[BNLayer], context: Context) -> Iterator[Hit]:
     seen: dict[bytes, str] = {}
     for layer in layers:
         mean, variance = layer.values.get("moving_mean"), layer.values.get("moving_variance")
-        if mean is None or variance is None or mean.size < 2 or _stats_at_initial(layer):
+        if mean is None or variance is None or mean.size < 2:
             continue
         digest = hashlib.sha256(mean.tobytes() + b"|" + variance.tobytes() + str(mean.dtype).encode()).digest()
-        if digest in seen:
+        if digest not in seen:
+            seen[digest] = layer.name  # even at 0/1: only layers also at 0/1 can match it, and they are skipped
+        elif not _stats_at_initial(layer):
             yield layer.name, f"moving statistics bit-identical to those of layer {seen[digest]}"
-        else:
-            seen[digest] = layer.name
 
 
 @rule(

@@ -1,0 +1,348 @@
+"""Benchmark ``bncheck inspect`` against TensorFlow's own tools, whole process by whole process.
+
+    python bench/bench.py                 # write missing inputs, time everything, write bench/RESULTS.md
+    python bench/bench.py --runs 7        # more repetitions (median of at least 5 is the rule)
+    python bench/bench.py --generate      # only write the inputs (TensorFlow/Keras needed)
+
+Inputs are written with TensorFlow / Keras into ``bench/data/`` (git-ignored) when absent:
+a ResNet-152 (``keras.applications``, ``weights=None``, BN variables set to trained-looking
+values) as a TF2 checkpoint, ``.keras`` and ``.weights.h5``; TF1 name-based checkpoints with
+1k, 10k and 80k BN variables (250 / 2,500 / 20,000 layers, 1 in 100 never updated); and a
+checkpoint with 2 GiB of non-BN weights beside four BN layers.
+
+Each repetition runs every tool on every input once, alternating, so load on the machine
+hits all of them alike; a first, untimed round warms the page cache. Wall time and peak
+RSS (``ru_maxrss`` from ``os.wait4``) are per whole process. The tools:
+
+- ``bncheck inspect PATH`` (table, piped) and ``--format json``;
+- ``python -m tensorflow.python.tools.inspect_checkpoint --file_name=PREFIX`` (names only);
+- a TensorFlow script doing what bncheck does (this file, ``tf-equivalent PATH``):
+  ``tf.train.load_checkpoint``, read every BN variable, min/max/mean of each moving
+  statistic, checks for exactly 0 / 1; for Keras files, Keras loads the model
+  (``.weights.h5``: into a freshly built ResNet-152) and the same summaries follow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+RESULTS = HERE / "RESULTS.md"
+ROLES = ("gamma", "beta", "moving_mean", "moving_variance")
+CURVE = {"bn_1k": 250, "bn_10k": 2_500, "bn_80k": 20_000}  # checkpoint -> BN layers (4 variables each)
+BIG_ROWS, BIG_COLS, BIG_COUNT = 16_384, 8_192, 4  # 4 x 512 MiB float32 = 2 GiB of non-BN weights
+
+
+# --------------------------------------------------------------------------- inputs (TensorFlow)
+
+
+@dataclass(frozen=True)
+class Input:
+    label: str
+    path: Path  # what bncheck is given
+    kind: str  # "ckpt" | "keras" | "weights"
+
+    @property
+    def exists(self) -> bool:
+        if self.kind == "ckpt":
+            return Path(f"{self.path}.index").is_file()
+        return self.path.is_file()
+
+
+INPUTS = (
+    Input("ResNet-152 TF2 checkpoint", DATA / "resnet152" / "ckpt", "ckpt"),
+    Input("ResNet-152 .keras", DATA / "resnet152.keras", "keras"),
+    Input("ResNet-152 .weights.h5", DATA / "resnet152.weights.h5", "weights"),
+    *(Input(f"TF1 {n * 4:,} BN variables", DATA / name / "model.ckpt", "ckpt") for name, n in CURVE.items()),
+    Input("2 GiB data file, 4 BN layers", DATA / "big" / "model.ckpt", "ckpt"),
+)
+
+
+def _trained_like(rng, channels: int) -> dict:  # type: ignore[no-untyped-def]
+    """Values of a BN layer that look trained (none at the initial 1/0/0/1)."""
+    return {
+        "gamma": (1 + 0.1 * rng.standard_normal(channels)).astype("float32"),
+        "beta": (0.1 * rng.standard_normal(channels)).astype("float32"),
+        "moving_mean": (0.2 * rng.standard_normal(channels)).astype("float32"),
+        "moving_variance": rng.uniform(0.2, 2.0, channels).astype("float32"),
+    }
+
+
+def generate() -> None:
+    """Write every missing input (imports TensorFlow and Keras)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    if not all(i.exists for i in INPUTS[:3]):
+        import keras
+
+        model = keras.applications.ResNet152(weights=None)
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                for role, value in _trained_like(rng, layer.gamma.shape[0]).items():
+                    getattr(layer, role).assign(value)
+        (DATA / "resnet152").mkdir(parents=True, exist_ok=True)
+        tf.train.Checkpoint(model=model).write(str(INPUTS[0].path))
+        model.save(INPUTS[1].path)
+        model.save_weights(INPUTS[2].path)
+        print("wrote ResNet-152 inputs", flush=True)
+
+    def save(prefix: Path, tensors: dict) -> None:  # type: ignore[type-arg]
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        names = list(tensors)
+        tf.raw_ops.SaveV2(
+            prefix=str(prefix),
+            tensor_names=names,
+            shape_and_slices=[""] * len(names),
+            tensors=[tensors[n] for n in names],
+        )
+
+    for (name, layers), spec in zip(CURVE.items(), INPUTS[3:6], strict=True):
+        if spec.exists:
+            continue
+        tensors: dict = {"global_step": np.int64(10_000)}
+        for i in range(layers):
+            values = _trained_like(rng, (64, 128, 256, 512)[i % 4])
+            if i % 100 == 7:  # the update ops never ran in 1 layer of 100
+                values["moving_mean"][:] = 0
+                values["moving_variance"][:] = 1
+            scope = f"resnet/stage{i // 1000}/unit_{i % 1000}/conv{i % 3}/BatchNorm"
+            tensors.update({f"{scope}/{role}": value for role, value in values.items()})
+        save(spec.path, tensors)
+        print(f"wrote {name}: {len(tensors)} tensors", flush=True)
+
+    big = INPUTS[6]
+    if not big.exists:
+        tensors = {"global_step": np.int64(10_000)}
+        for i in range(BIG_COUNT):
+            tensors[f"dense_{i}/kernel"] = tf.fill([BIG_ROWS, BIG_COLS], 0.01 * (i + 1))
+            for role, value in _trained_like(rng, 256).items():
+                tensors[f"dense_{i}/batch_normalization/{role}"] = value
+        save(big.path, tensors)
+        del tensors
+        print("wrote the 2 GiB checkpoint", flush=True)
+
+
+# --------------------------------------------------------------------------- the TensorFlow equivalent
+
+
+def _summaries(name: str, values: dict) -> dict:  # type: ignore[type-arg]
+    """What bncheck computes per layer: min/max/mean of each moving statistic, exactly 0 / 1."""
+    import numpy as np
+
+    out: dict = {"layer": name}
+    for role, initial in (("moving_mean", 0.0), ("moving_variance", 1.0)):
+        if role in values:
+            flat = np.asarray(values[role], dtype=np.float64).ravel()
+            finite = flat[np.isfinite(flat)]
+            out[role] = (finite.min(), finite.max(), finite.mean()) if finite.size else None
+            out[f"{role}_initial"] = bool(np.all(flat == initial))
+    out["never_updated"] = out.get("moving_mean_initial", False) and out.get("moving_variance_initial", False)
+    return out
+
+
+def tf_equivalent(path: str, kind: str) -> None:
+    """Load with TensorFlow / Keras, read every BN variable, compute bncheck's summaries."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    layers: dict[str, dict] = {}  # type: ignore[type-arg]
+    if kind == "ckpt":
+        reader = tf.train.load_checkpoint(path)
+        for key in reader.get_variable_to_shape_map():
+            parts = key.removesuffix("/.ATTRIBUTES/VARIABLE_VALUE").split("/")
+            if parts[-1] in ROLES and "OPTIMIZER_SLOT" not in key:
+                layers.setdefault("/".join(parts[:-1]), {})[parts[-1]] = reader.get_tensor(key)
+    else:
+        import keras
+
+        if kind == "keras":
+            model = keras.saving.load_model(path, compile=False)
+        else:
+            model = keras.applications.ResNet152(weights=None)
+            model.load_weights(path)
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layers[layer.name] = {role: getattr(layer, role).numpy() for role in ROLES}
+    results = [_summaries(name, values) for name, values in layers.items()]
+    print(f"{len(results)} BN layers, {sum(r['never_updated'] for r in results)} never updated")
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@dataclass
+class Tool:
+    label: str
+    command: list[str]
+    samples: list[tuple[float, int]] = field(default_factory=list)  # (wall s, peak RSS bytes)
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(s[0] for s in self.samples)
+
+    @property
+    def rss(self) -> float:
+        return statistics.median(s[1] for s in self.samples)
+
+
+def run_once(command: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """Wall time and peak RSS of one whole process; exit 0 or 1 (bncheck findings) expected."""
+    with tempfile.TemporaryFile() as errors:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = code = os.waitstatus_to_exitcode(status)
+        if code not in (0, 1):
+            errors.seek(0)
+            raise SystemExit(f"{' '.join(command)} exited {code}:\n{errors.read().decode(errors='replace')[-2000:]}")
+    return wall, usage.ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
+
+
+def tools_for(spec: Input) -> list[Tool]:
+    bncheck = str(Path(sys.executable).with_name("bncheck"))
+    path = str(spec.path)
+    tools = [
+        Tool("bncheck inspect", [bncheck, "inspect", path]),
+        Tool("bncheck inspect --format json", [bncheck, "inspect", path, "--format", "json"]),
+    ]
+    if spec.kind == "ckpt":
+        module = "tensorflow.python.tools.inspect_checkpoint"
+        tools.append(Tool("inspect_checkpoint (names)", [sys.executable, "-m", module, f"--file_name={path}"]))
+        tools.append(Tool("TF script (same summaries)", [sys.executable, __file__, "tf-equivalent", path, "ckpt"]))
+    else:
+        tools.append(Tool("Keras load (same summaries)", [sys.executable, __file__, "tf-equivalent", path, spec.kind]))
+    return tools
+
+
+def machine() -> list[str]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo", encoding="utf-8") as f:
+        memory = int(f.readline().split()[1]) / 2**20
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("tensorflow", "keras", "numpy", "rich", "protobuf"))
+    lines = [
+        f"- CPU: {cpu}, {os.cpu_count()} cores; memory {memory:.1f} GiB",
+        f"- Python {platform.python_version()} ({platform.platform()}); {versions}",
+        f"- date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+    ]
+    if "OPENBLAS_CORETYPE" in os.environ:
+        lines.append(f"- environment: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} (a quirk of this machine)")
+    return lines
+
+
+def describe(spec: Input) -> str:
+    """A row of the inputs table: files on disk, tensors, BN bytes (what bncheck reads and holds)."""
+    if spec.kind != "ckpt":
+        return f"| {spec.label} | {spec.path.stat().st_size / 2**20:,.0f} | - | - |"
+    sys.path.insert(0, str(HERE.parent))
+    from bncheck.readers.bundle import Bundle
+
+    bundle = Bundle(str(spec.path))
+    files = sum(p.stat().st_size for p in spec.path.parent.glob(spec.path.name + ".*"))
+    bn = 0
+    for name in bundle.names():
+        if name.removesuffix("/.ATTRIBUTES/VARIABLE_VALUE").rsplit("/", 1)[-1] in ROLES:
+            bn += bundle._entry(name).size
+    return f"| {spec.label} | {files / 2**20:,.0f} | {len(bundle.names()):,} | {bn / 2**20:.1f} |"
+
+
+def _mb(value: float) -> str:
+    return f"{value / 2**20:.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=5, help="timed repetitions (median reported; default 5)")
+    parser.add_argument("--generate", action="store_true", help="only write the missing inputs")
+    parser.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.name}")
+    args = parser.parse_args()
+    if not all(i.exists for i in INPUTS):
+        subprocess.run([sys.executable, __file__, "generate"], check=True)
+    if args.generate:
+        return
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", NO_COLOR="1")
+    help_tool = Tool("bncheck --help", [str(Path(sys.executable).with_name("bncheck")), "--help"])
+    python_tool = Tool("python -c pass", [sys.executable, "-c", "pass"])
+    table = [(spec, tools_for(spec)) for spec in INPUTS]
+    every = [help_tool, python_tool, *(t for _, tools in table for t in tools)]
+    load_before = os.getloadavg()
+    for repetition in range(args.runs + 1):  # round 0 warms the page cache and is not counted
+        for tool in every:
+            sample = run_once(tool.command, env)
+            if repetition:
+                tool.samples.append(sample)
+        print(f"round {repetition}/{args.runs} done", file=sys.stderr, flush=True)
+    load_after = os.getloadavg()
+
+    out = [
+        "| input | tool | median wall (s) | peak RSS (MB) | TF / bncheck wall |",
+        "|---|---|---:|---:|---:|",
+        f"| - | {help_tool.label} | {help_tool.wall:.3f} | {_mb(help_tool.rss)} | |",
+        f"| - | {python_tool.label} (interpreter start) | {python_tool.wall:.3f} | {_mb(python_tool.rss)} | |",
+    ]
+    for spec, tools in table:
+        ours = tools[0].wall
+        for tool in tools:
+            ratio = f"{tool.wall / ours:.1f}x" if not tool.label.startswith("bncheck") else ""
+            out.append(f"| {spec.label} | {tool.label} | {tool.wall:.3f} | {_mb(tool.rss)} | {ratio} |")
+    curve = [tools[0] for spec, tools in table if spec.label.startswith("TF1")]
+    out += ["", "Cost against the number of BN variables (`bncheck inspect`, table; 1 in 100 layers flagged):", ""]
+    out += [
+        "| BN variables | median wall (s) | peak RSS (MB) | added per 1k variables since the row above (ms) |",
+        "|---:|---:|---:|---:|",
+    ]
+    previous = None
+    for layers, tool in zip(CURVE.values(), curve, strict=True):
+        count = layers * 4
+        slope = f"{1000 * (tool.wall - previous[1]) / ((count - previous[0]) / 1000):.1f}" if previous else ""
+        out.append(f"| {count:,} | {tool.wall:.3f} | {_mb(tool.rss)} | {slope} |")
+        previous = (count, tool.wall)
+    out += ["", "Inputs:", "", "| input | files (MiB) | tensors | BN values (MiB) |", "|---|---:|---:|---:|"]
+    out += [describe(spec) for spec in INPUTS]
+    report = "\n".join(out)
+    print(report)
+    if args.no_write:
+        return
+    command = f"python bench/bench.py --runs {args.runs}"
+    RESULTS.write_text(
+        "# Benchmark results\n\n"
+        f"Reproduce: `{command}` (from the repository root, in the venv with the `test` extras).\n"
+        f"Medians of {args.runs} whole-process runs per tool, tools alternating within each repetition, after one "
+        "untimed warm-up round (warm page cache). Peak RSS is `ru_maxrss` of the process. Output goes to a pipe "
+        "(`/dev/null`); `NO_COLOR=1`, `TF_CPP_MIN_LOG_LEVEL=2`.\n\n"
+        + "\n".join(machine())
+        + f"\n- load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f}\n\n"
+        + report
+        + "\n",
+        encoding="utf-8",
+    )
+    print(f"wrote {RESULTS}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "generate":
+        generate()
+    elif len(sys.argv) > 1 and sys.argv[1] == "tf-equivalent":
+        tf_equivalent(sys.argv[2], sys.argv[3])
+    else:
+        main()
