@@ -144,6 +144,8 @@ def run_case(worker: Worker, target: int, file: int, kind: str, where: float, pa
 @example(target=0, file=0, kind="truncate", where=0.5, payload=b"\0")  # baseline damage kinds, always run
 @example(target=3, file=0, kind="overwrite", where=0.0, payload=b"PK\x03\x04")
 @example(target=4, file=0, kind="zero", where=0.0, payload=b"\0" * 16)
+# Found by the fuzzer, fixed, kept: an ONNX node name that is not UTF-8 comes back as bytes
+@example(target=11, file=0, kind="flip", where=0.2031, payload=b"\x80")
 # Found by the fuzzer (h5py's RuntimeError escaping the Keras readers), fixed, kept:
 @example(target=4, file=0, kind="insert", where=0.5, payload=b"\0")
 @example(target=4, file=0, kind="insert", where=0.0156, payload=b"\0")

@@ -57,6 +57,13 @@ def read_onnx(path: Path, shown: str) -> Checkpoint:
         raise InputError(f"{shown}: cannot read ({exc.strerror or exc})") from None
     except Exception as exc:  # onnx raises DecodeError, ValueError, RuntimeError and its own errors for bad bytes
         raise FormatError(f"{shown}: not a readable ONNX model ({type(exc).__name__})") from None
+    try:
+        return _checkpoint(path, shown, bn_nodes, tensors, numpy_helper)
+    except (TypeError, ValueError, AttributeError) as exc:  # e.g. a name that is not valid UTF-8 comes back as bytes
+        raise FormatError(f"{shown}: malformed ONNX model ({exc})") from None
+
+
+def _checkpoint(path: Path, shown: str, bn_nodes: list[Any], tensors: dict[str, Any], numpy_helper: Any) -> Checkpoint:
     checkpoint = Checkpoint(shown, FORMAT, [], file=str(path))
     taken: set[str] = set()
     for number, node in enumerate(bn_nodes):
