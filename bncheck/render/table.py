@@ -64,6 +64,19 @@ def _codes(cells: dict[str | None, Text], layer: BNLayer | LayerPair) -> Text:
     return Text("ok", style="green") if cell is None else cell
 
 
+def _skeleton(names: list[str], fixed: dict[str, int], width: int, right_aligned: tuple[str, ...] = ()) -> Table:
+    """A table whose columns have the ``fixed`` widths; the layer name gets the rest of ``width`` and folds."""
+    name_width = max(12, min(max(map(len, names)), width - sum(fixed.values()) - 2 * len(fixed)))
+    table = Table(
+        box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), show_edge=False, pad_edge=False, expand=False, header_style="bold"
+    )
+    table.add_column("layer", overflow="fold", width=name_width)
+    for column, column_width in fixed.items():
+        justify = "right" if column in right_aligned else "left"
+        table.add_column(column, overflow="fold", width=column_width, justify=justify)
+    return table
+
+
 def _layer_table(report: Report, show_all: bool, width: int) -> tuple[Table, int]:
     """The per-layer table, and how many healthy layers it leaves out.
 
@@ -78,14 +91,7 @@ def _layer_table(report: Report, show_all: bool, width: int) -> tuple[Table, int
         "moving_variance": 15,
         "codes": max([5, *(len(cells[layer.name]) for layer in report.layers if layer.name in cells)]),  # "ok" < 5
     }
-    longest = max(len(layer.name) for layer in report.layers)
-    name_width = max(12, min(longest, width - sum(fixed.values()) - 2 * len(fixed)))
-    table = Table(
-        box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), show_edge=False, pad_edge=False, expand=False, header_style="bold"
-    )
-    table.add_column("layer", overflow="fold", width=name_width)
-    for column, column_width in fixed.items():
-        table.add_column(column, overflow="fold", width=column_width, justify="right" if column == "ch" else "left")
+    table = _skeleton([layer.name for layer in report.layers], fixed, width, right_aligned=("ch",))
     flagged = {f.layer for f in report.findings}
     collapse = not show_all and len(report.layers) > COLLAPSE_ABOVE
     hidden = 0
@@ -222,14 +228,7 @@ def _diff_table(report: DiffReport, show_all: bool, width: int) -> tuple[Table, 
     cells = _all_codes(report)
     codes = {pair.name: _codes(cells, pair) for pair in report.pairs}
     fixed = {label: 9 for _, label in _DIFF_COLUMNS} | {"codes": 5}  # one code a line: rows are 2 lines anyway
-    longest = max(len(pair.name) for pair in report.pairs)
-    name_width = max(12, min(longest, width - sum(fixed.values()) - 2 * len(fixed)))
-    table = Table(
-        box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), show_edge=False, pad_edge=False, expand=False, header_style="bold"
-    )
-    table.add_column("layer", overflow="fold", width=name_width)
-    for column, column_width in fixed.items():
-        table.add_column(column, overflow="fold", width=column_width)
+    table = _skeleton([pair.name for pair in report.pairs], fixed, width)
     flagged = {f.layer for f in report.findings}
     collapse = not show_all and len(report.pairs) > COLLAPSE_ABOVE
     hidden = 0
