@@ -29,7 +29,7 @@ from google.protobuf.message import DecodeError
 from ..errors import FormatError, InputError, IntegrityError
 from .crc import crc32c, mask
 from .proto import tf_subset_pb2 as pb
-from .sstable import Table
+from .sstable import Table, varint
 
 # TensorFlow DataType -> (name shown to users, numpy dtype of the stored bytes).
 # bfloat16 is stored as 16-bit words and widened to float32 (exactly) on read.
@@ -82,16 +82,10 @@ def _uvarint(buf: bytes, pos: int, limit: int) -> tuple[int, int]:
         if value >= limit:
             raise ValueError("out of range")
         return value, pos + 1
-    value = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            if value >= limit:
-                raise ValueError("out of range")  # negative in the proto: leave it to protobuf
-            return value, pos
-        shift += 7
+    value, pos = varint(buf, pos, len(buf))
+    if value >= limit:
+        raise ValueError("out of range")  # negative in the proto: leave it to protobuf
+    return value, pos
 
 
 def decode_entry(buf: bytes) -> Entry | None:
@@ -311,16 +305,10 @@ class Bundle:
             )
         lengths, pos, crc = [], 0, 0
         for _ in range(count):
-            length = shift = 0
-            while True:
-                if pos >= len(raw) or shift > 63:
-                    raise FormatError(f"{self.index_path}: string variable '{name}' is truncated")
-                byte = raw[pos]
-                pos += 1
-                length |= (byte & 0x7F) << shift
-                shift += 7
-                if not byte & 0x80:
-                    break
+            try:
+                length, pos = varint(raw, pos, len(raw))
+            except ValueError:
+                raise FormatError(f"{self.index_path}: string variable '{name}' is truncated") from None
             lengths.append(length)
             crc = crc32c(struct.pack("<I" if length <= 0xFFFFFFFF else "<Q", length), crc)
         crc = crc32c(raw[pos : pos + 4], crc)

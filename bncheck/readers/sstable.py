@@ -20,7 +20,7 @@ MAGIC = 0xDB4775248B80FB57
 _NO_COMPRESSION, _SNAPPY = 0, 1
 
 
-def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+def varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     """Decode one varint at ``pos``; return (value, next position)."""
     result = shift = 0
     while pos < end and shift < 64:
@@ -44,8 +44,8 @@ class Table:
         return FormatError(f"{self._name}: not a valid checkpoint index ({what})")
 
     def _handle(self, buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
-        offset, pos = _varint(buf, pos, end)
-        size, pos = _varint(buf, pos, end)
+        offset, pos = varint(buf, pos, end)
+        size, pos = varint(buf, pos, end)
         return offset, size, pos
 
     def _block(self, offset: int, size: int) -> bytes:
@@ -72,9 +72,9 @@ class Table:
             raise self._fail("bad restart array")
         pos, key = 0, b""
         while pos < end:
-            shared, pos = _varint(block, pos, end)
-            unshared, pos = _varint(block, pos, end)
-            length, pos = _varint(block, pos, end)
+            shared, pos = varint(block, pos, end)
+            unshared, pos = varint(block, pos, end)
+            length, pos = varint(block, pos, end)
             if shared > len(key) or pos + unshared + length > end:
                 raise self._fail("entry runs past its block")
             key = key[:shared] + block[pos : pos + unshared]
@@ -112,7 +112,7 @@ def _snappy_decompress(block: bytes, name: str) -> bytes:
     import cramjam
 
     try:
-        claimed, _ = _varint(block, 0, len(block))
+        claimed, _ = varint(block, 0, len(block))
     except ValueError:
         claimed = -1
     if not 0 <= claimed <= 64 * len(block) + 64:  # snappy cannot expand more than ~32x

@@ -128,6 +128,18 @@ def _indented(console: Console, text: str, style: str) -> None:
     console.print(Text(wrapped, style=style), overflow="ignore", crop=False)
 
 
+def _notes_and_findings(console: Console, report: Report | DiffReport, show_all: bool) -> None:
+    for note in report.notes:
+        console.print(Text(f"note: {note}", style="dim"))
+    _findings(console, report, show_all)
+    console.print()
+
+
+def _unreadable(line: Text, summary: dict[str, int]) -> None:
+    if summary["unreadable"]:
+        line.append(f"; {summary['unreadable']} file(s) not fully readable", style="bold red")
+
+
 def _findings(console: Console, report: Report | DiffReport, show_all: bool) -> None:
     by_rule = groupby(sorted(report.findings, key=lambda f: f.code), key=lambda f: f.code)
     for code, group in by_rule:
@@ -179,17 +191,13 @@ def render(reports: list[Report], stream: IO[str], show_all: bool = False) -> No
             if hidden:
                 console.print(Text(f"... {hidden} layers without findings (--all lists them)", style="dim"))
             console.print(Text("vars: g gamma, b beta, m moving_mean, v moving_variance; - missing", style="dim"))
-        for note in report.notes:
-            console.print(Text(f"note: {note}", style="dim"))
-        _findings(console, report, show_all)
-        console.print()
+        _notes_and_findings(console, report, show_all)
     s = summarize(reports)
     line = _counts(s)
     line.append(f" in {s['layers']} BN layers of {s['files']} file{'s' if s['files'] != 1 else ''}")
     if s["known"]:
         line.append(f" ({s['known']} known from the baseline, not failing)", style="dim")
-    if s["unreadable"]:
-        line.append(f"; {s['unreadable']} file(s) not fully readable", style="bold red")
+    _unreadable(line, s)
     console.print(line)
 
 
@@ -256,14 +264,10 @@ def render_diff(report: DiffReport, stream: IO[str], show_all: bool = False) -> 
     for side, names in (("A", report.only_a), ("B", report.only_b)):
         if names:
             console.print(Text.assemble((f"only in {side}: ", "bold"), ", ".join(names)))
-    for note in report.notes:
-        console.print(Text(f"note: {note}", style="dim"))
-    _findings(console, report, show_all)
-    console.print()
+    _notes_and_findings(console, report, show_all)
     s = summarize_diff(report)
     line = _counts(s)
     line.append(f"; {s['paired']} layers paired: {s['changed']} changed, {s['identical']} identical")
     line.append(f"; {s['unpaired']} unpaired")
-    if s["unreadable"]:
-        line.append(f"; {s['unreadable']} file(s) not fully readable", style="bold red")
+    _unreadable(line, s)
     console.print(line)
