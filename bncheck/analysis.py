@@ -1,19 +1,29 @@
-"""Run the selected rules over the BN layers of a model -> :class:`Report`."""
+"""Run the selected rules over the BN layers of a model -> :class:`Report`.
+
+Values are loaded a chunk of layers at a time: summarised (:class:`~bncheck.model.Stats`),
+checked by the per-layer rules and, unless the caller keeps them, dropped again, so memory
+holds one chunk of values whatever the size of the model. The model-wide rules see the
+Stats of every layer.
+"""
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Iterator
+from functools import cache
 
 from .config import Settings
 from .errors import BncheckError, FormatError
 from .grouping import group_layers
-from .model import BNLayer, Checkpoint, Report
+from .model import NOTHING, BNLayer, Checkpoint, Report
 from .rules import RULES, Context
-from .rules.values import INITIAL
+from .rules.values import at_initial
+from .summary import fingerprint, summarise
+
+CHUNK_ELEMENTS = 1 << 18  # values loaded at once (2 MiB as float64), unless one layer holds more
 
 
-def read_layers(checkpoint: Checkpoint) -> Report:
-    """Group the checkpoint's variables into BN layers and load their values (only those); no rules."""
+def read_layers(checkpoint: Checkpoint, load: bool = True) -> Report:
+    """Group the checkpoint's variables into BN layers and (``load``) load their values, only those; no rules."""
     grouping = group_layers(checkpoint)
     report = Report(
         checkpoint.path,
@@ -33,59 +43,104 @@ def read_layers(checkpoint: Checkpoint) -> Report:
             f"not say batch norm ({examples}{', ...' if len(grouping.unconfirmed) > 3 else ''}); "
             "they may be BN layers that use batch statistics only, or another normalisation: not checked"
         )
-    if not checkpoint.problems:
-        load_values(grouping.layers, report)
+    if load and not checkpoint.problems:
+        for chunk in _chunks(report.layers):
+            load_values(chunk, report)
     return report
 
 
-def analyse(checkpoint: Checkpoint, settings: Settings) -> Report:
-    """Read the BN layers, run the selected inspect rules."""
-    report = read_layers(checkpoint)
-    layers = report.layers
+def analyse(checkpoint: Checkpoint, settings: Settings, keep_values: bool = True) -> Report:
+    """Read the BN layers, run the selected inspect rules; ``keep_values=False`` keeps only the Stats."""
+    report = read_layers(checkpoint, load=False)
+    readable = not checkpoint.problems
     counts_steps = checkpoint.step_source is not None and not checkpoint.step_source.endswith("save_counter")
     step = checkpoint.step if counts_steps else None  # save_counter counts saves, not updates
-    context = Context(
-        step,
-        checkpoint.step_source,
-        _training_evidence(step, checkpoint.step_source, layers),
-        settings.thresholds,
-        checkpoint.graph,
-    )
-    for code, rule in RULES.items():
-        if rule.kind != "diff" and settings.wants(code):
-            found = rule.run(layers, context)
-            paths = (checkpoint.path, checkpoint.file or checkpoint.path)
-            report.findings.extend(f for f in found if not settings.ignored_at(f.code, paths, f.layer))
-    order = {layer.name: i for i, layer in enumerate(layers)}
+
+    @cache
+    def evidence() -> str | None:
+        return _training_evidence(step, checkpoint.step_source, report, readable, keep_values)
+
+    context = Context(step, checkpoint.step_source, settings.thresholds, checkpoint.graph, evidence)
+    wanted = [rule for code, rule in RULES.items() if rule.kind == "inspect" and settings.wants(code)]
+    found = []
+    layer_rules = [rule for rule in wanted if rule.per_layer]
+    for chunk in _chunks(report.layers):
+        if readable:
+            load_values(chunk, report)
+        for layer in chunk:
+            for rule in layer_rules:
+                found.extend(rule.run(layer, context))
+        if not keep_values:
+            for layer in chunk:
+                layer.values = NOTHING
+    for rule in wanted:
+        if not rule.per_layer:
+            found.extend(rule.run(report.layers, context))
+    paths = (checkpoint.path, checkpoint.file or checkpoint.path)
+    report.findings = [f for f in found if not settings.ignored_at(f.code, paths, f.layer)]
+    order = {layer.name: i for i, layer in enumerate(report.layers)}
     report.findings.sort(key=lambda f: (order.get(f.layer or "", -1), f.code))
     return report
 
 
-def load_values(layers: list[BNLayer], report: Report) -> None:
+def _chunks(layers: list[BNLayer]) -> Iterator[list[BNLayer]]:
+    """Consecutive runs of layers holding about CHUNK_ELEMENTS values together."""
+    chunk: list[BNLayer] = []
+    elements = 0
     for layer in layers:
+        chunk.append(layer)
+        elements += sum(variable.size for variable in layer.variables.values())
+        if elements >= CHUNK_ELEMENTS:
+            yield chunk
+            chunk, elements = [], 0
+    if chunk:
+        yield chunk
+
+
+def load_values(layers: list[BNLayer], report: Report) -> None:
+    """Load and summarise the values of ``layers`` not loaded yet; a layer that fails is unreadable, its error
+    reported once."""
+    loaded = []
+    for layer in layers:
+        if layer.values or layer.unreadable is not None:
+            continue
+        values = {}
         for role, variable in layer.variables.items():
             try:
-                value = np.asarray(variable.load())
+                value = variable.load()
                 if value.dtype.kind not in "iuf":
                     what = f"BN variable '{variable.name}' holds {value.dtype} data, not numbers"
                     raise FormatError(f"{report.path}: {what}")
-                layer.values[role] = value
+                values[role] = value
             except BncheckError as exc:
-                layer.values.clear()
+                values = {}
                 layer.unreadable = str(exc)
                 report.errors.append(str(exc))
                 break
+        if values:
+            layer.values = values
+            loaded.append(layer)
+    stats = iter(summarise([value for layer in loaded for value in layer.values.values()]))
+    for layer in loaded:
+        layer.stats = {role: next(stats) for role in layer.values}
+        statistics = [layer.values.get(role) for role in ("moving_mean", "moving_variance")]
+        if statistics[0] is not None and statistics[1] is not None:
+            layer.fingerprint = fingerprint(statistics)
 
 
-def _training_evidence(step: int | None, source: str | None, layers: list[BNLayer]) -> str | None:
-    """Why we believe the model was trained at all: a step count, or gamma/beta that moved."""
+def _training_evidence(step: int | None, source: str | None, report: Report, load: bool, keep: bool) -> str | None:
+    """Why we believe the model was trained at all: a step count, or gamma/beta that moved in some layer
+    (``load``: layers not read yet are read for it, their values dropped again unless ``keep``)."""
     if step:
         return f"{source} = {step}"
-    moved = [
-        layer.name
-        for layer in layers
-        if any(role in layer.values and np.any(layer.values[role] != INITIAL[role]) for role in ("gamma", "beta"))
-    ]
+    moved = []
+    for layer in report.layers:
+        if load and not layer.stats and layer.unreadable is None:
+            load_values([layer], report)
+            if not keep:
+                layer.values = NOTHING
+        if any(at_initial(layer, role) is False for role in ("gamma", "beta")):  # NaN counts as moved
+            moved.append(layer.name)
     if moved:
         return f"gamma/beta moved in {len(moved)} other layer(s), e.g. {moved[0]}"
     return None

@@ -156,7 +156,7 @@ def inspect(
             sys.exit(2)
         for model in models:
             try:
-                reports.append(analyse(open_with_graph(model, meta, not no_graph), settings))
+                reports.append(analyse(open_with_graph(model, meta, not no_graph), settings, keep_values=False))
             except BncheckError as exc:
                 reports.append(Report(model, "unreadable", errors=[str(exc)]))
     apply_baseline(reports, known)

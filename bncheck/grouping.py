@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .model import ROLES, BNLayer, Checkpoint, LayerHints, Variable
+from .model import NO_HINTS, ROLES, BNLayer, Checkpoint, Variable
 from .naming import BN_NAME, OTHER_NORM_NAME
 
 EXTRAS = ("renorm_mean", "renorm_stddev", "renorm_mean_weight", "renorm_stddev_weight", "moving_stddev")
 ZERO_DEBIAS = ("biased", "local_step")
+_ROLE_NAMES = {role: role for role in ROLES + EXTRAS}
 # Keras 2.11+ optimizers name their slots "<Optimizer>/<slot>/<variable name>", e.g. "Adam/m/bn/gamma".
 _OPTIMIZER = re.compile(
     r"^(adam\w*|sgd|rmsprop|adagrad|adadelta|adamax|nadam|ftrl|lion|adafactor|lamb)$", re.IGNORECASE
@@ -48,7 +49,7 @@ def _attach_optimizer_slots(variables: list[Variable]) -> list[Variable]:
             for cut in (2, 1):
                 owner = by_name.get("/".join(parts[cut:]))
                 if owner is not None and owner is not variable:
-                    owner.slots.setdefault("/".join(parts[:cut]), variable)
+                    owner.add_slot("/".join(parts[:cut]), variable)
                     break
             else:
                 rest.append(variable)
@@ -63,11 +64,12 @@ def group_layers(checkpoint: Checkpoint) -> Grouping:
     for variable in _attach_optimizer_slots(checkpoint.variables):
         parts = variable.name.split("/")
         for i in range(len(parts) - 1, -1, -1):
-            if parts[i] in ROLES or parts[i] in EXTRAS:
+            role = _ROLE_NAMES.get(parts[i])  # the one shared string of the role, not a copy per variable
+            if role is not None:
                 break
         else:
             continue
-        scope, role, rest = "/".join(parts[:i]), parts[i], parts[i + 1 :]
+        scope, rest = "/".join(parts[:i]), parts[i + 1 :]
         if not rest:
             scopes.setdefault(scope, {})[role] = variable
         elif len(rest) == 1 and rest[0] in ZERO_DEBIAS and role.startswith("moving_"):
@@ -77,13 +79,13 @@ def group_layers(checkpoint: Checkpoint) -> Grouping:
     for scope, role, slot_name, variable in slots:
         owner = scopes.get(scope, {}).get(role)
         if owner is not None:
-            owner.slots.setdefault(slot_name, variable)
+            owner.add_slot(slot_name, variable)
 
     layers, unconfirmed = [], []
     for scope in sorted(scopes, key=natural_key):
         members = scopes[scope]
         name = scope or "(root)"
-        hints = checkpoint.hints.get(name, LayerHints())
+        hints = checkpoint.hints.get(name, NO_HINTS)
         if not hints.is_bn:
             continue
         has_stats = any(role not in ("gamma", "beta") for role in members)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
+from types import MappingProxyType
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,7 +28,10 @@ class Severity(IntEnum):
         return cls[text.upper()]
 
 
-@dataclass(eq=False)
+NOTHING: Mapping = MappingProxyType({})  # the empty slots, values, stats of many thousands of objects, shared
+
+
+@dataclass(eq=False, slots=True)  # slots: a checkpoint may hold 80,000 of them
 class Variable:
     """One saved tensor, its value loaded only when asked for."""
 
@@ -34,12 +39,30 @@ class Variable:
     name: str  # the name users know (object-graph full_name, else the key)
     dtype: str
     shape: tuple[int, ...]
-    load: Callable[[], np.ndarray] = field(repr=False)
-    slots: dict[str, Variable] = field(default_factory=dict)  # optimizer slots, EMA shadows
+    read: Callable[[str], np.ndarray] = field(repr=False)  # the file's reader: key -> value (one per file)
+    slots: Mapping[str, Variable] = field(default_factory=lambda: NOTHING)  # optimizer slots, EMA shadows
+
+    def load(self) -> np.ndarray:
+        return self.read(self.key)
+
+    def add_slot(self, name: str, slot: Variable) -> None:
+        """Attach an optimizer slot or EMA shadow; the first one of a name stays."""
+        if name not in self.slots:
+            self.slots = {**self.slots, name: slot}
 
     @property
     def size(self) -> int:
         return math.prod(self.shape)  # 1 for a scalar
+
+
+class Stats(NamedTuple):
+    """A loaded variable in brief: what the renderers show and the rules test before looking closer."""
+
+    size: int
+    nonfinite: int  # elements NaN or +-Inf
+    min: float | None  # min / max / mean over the finite elements; None when there are none
+    max: float | None
+    mean: float | None
 
 
 @dataclass(frozen=True)
@@ -108,14 +131,19 @@ class Checkpoint:
     structure: list[GraphLayer] | None = None  # BN layers found by a graph's structure; None: no graph read
 
 
-@dataclass(eq=False)
+NO_HINTS = LayerHints()
+
+
+@dataclass(eq=False, slots=True)
 class BNLayer:
     """The variables of one BatchNormalization layer, and their values once loaded."""
 
     name: str
     variables: dict[str, Variable]  # role ('gamma', ..., or an extra such as 'renorm_mean') -> variable
-    hints: LayerHints = LayerHints()
-    values: dict[str, np.ndarray] = field(default_factory=dict)  # role -> array, filled by analysis
+    hints: LayerHints = NO_HINTS
+    values: Mapping[str, np.ndarray] = field(default_factory=lambda: NOTHING)  # role -> array, set by analysis
+    stats: Mapping[str, Stats] = field(default_factory=lambda: NOTHING)  # role -> summary; kept when values are not
+    fingerprint: bytes | None = None  # equal in two layers whose moving statistics are bit-identical
     unreadable: str | None = None  # why values could not be loaded
 
     def get(self, role: str) -> Variable | None:

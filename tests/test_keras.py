@@ -219,13 +219,14 @@ def test_frozen_layer_with_trained_gamma_and_default_stats_stays_an_error() -> N
     from bncheck.config import Settings
     from bncheck.model import BNLayer, LayerHints
     from bncheck.rules import RULES, Context
+    from bncheck.summary import summarise
 
     layer = BNLayer("bn", {}, LayerHints(frozen=True))
     layer.values = {"gamma": np.full(4, 1.5, "float32"), "beta": np.zeros(4, "float32")}
     layer.values |= {"moving_mean": np.zeros(4, "float32"), "moving_variance": np.ones(4, "float32")}
-    fields = Context.__dataclass_fields__
-    context = Context(**{name: None for name in fields} | {"thresholds": Settings().thresholds})
-    (finding,) = RULES["BN002"].run([layer], context)
+    layer.stats = dict(zip(layer.values, summarise(list(layer.values.values())), strict=True))
+    context = Context(None, None, Settings().thresholds)
+    (finding,) = RULES["BN002"].run(layer, context)
     assert finding.severity == Severity.ERROR and "frozen" in finding.message
 
 

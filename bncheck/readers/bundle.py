@@ -3,7 +3,7 @@
 No TensorFlow: the index is a sorted table (see :mod:`.sstable`) mapping each tensor
 name to a ``BundleEntryProto`` (dtype, shape, shard, offset, size, masked CRC-32C);
 the key ``""`` holds the ``BundleHeaderProto``. Data files hold raw C-order bytes,
-memory-mapped here and read only for the tensors asked for. Facts relied on, from
+read here only for the tensors asked for. Facts relied on, from
 TensorFlow's ``core/util/tensor_bundle/tensor_bundle.cc``: the entry CRC is the
 masked CRC-32C of the tensor's bytes; string tensors are stored as varint64 lengths,
 a masked CRC of the lengths, then the bytes, and their CRC covers the lengths as
@@ -21,6 +21,7 @@ import math
 import os
 import re
 import struct
+from array import array
 from typing import IO, Any, NamedTuple
 
 import numpy as np
@@ -82,7 +83,11 @@ def _uvarint(buf: bytes, pos: int, limit: int) -> tuple[int, int]:
         if value >= limit:
             raise ValueError("out of range")
         return value, pos + 1
-    value, pos = varint(buf, pos, len(buf))
+    if buf[pos + 1] < 0x80:  # two bytes: most sizes
+        value = (value & 0x7F) | buf[pos + 1] << 7
+        pos += 2
+    else:
+        value, pos = varint(buf, pos, len(buf))
     if value >= limit:
         raise ValueError("out of range")  # negative in the proto: leave it to protobuf
     return value, pos
@@ -157,7 +162,7 @@ def _from_proto(entry: Any) -> Entry:
 
 
 class Bundle:
-    """One checkpoint prefix: its index in memory, its data shards mapped on demand."""
+    """One checkpoint prefix: its index in memory, its data shards opened on demand."""
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
@@ -167,8 +172,14 @@ class Bundle:
                 data = f.read()
         except OSError as exc:
             raise InputError(f"{self.index_path}: cannot read ({exc.strerror})") from None
-        self._raw: dict[str, bytes] = {}
+        # Every entry decoded once, into columns (a few bytes per tensor, not a message or a tuple each);
+        # entries the fast decoder declines keep their bytes for protobuf, which reports any damage on use.
+        self._rows: dict[str, int] = {}  # tensor name -> row in the columns
+        self._numbers = array("q")  # five per row: shard_id, offset, size, crc32c, dtype
+        self._shape_column: list[tuple[int, ...]] = []
+        self._undecoded: dict[int, bytes] = {}  # row -> entry bytes
         self._slices: dict[bytes, bytes] = {}
+        self._shapes: dict[tuple[int, ...], tuple[int, ...]] = {}  # one tuple per distinct shape, not per tensor
         header = None
         for key, value in Table(data, self.index_path).items():
             if key == b"":
@@ -176,7 +187,7 @@ class Bundle:
             elif key[0] == 0:
                 self._slices[key] = value
             else:
-                self._raw[key.decode("utf-8", "surrogateescape")] = value
+                self._add(key.decode("utf-8", "surrogateescape"), value)
         if header is None:
             raise FormatError(f"{self.index_path}: no bundle header (not a TensorFlow checkpoint index)")
         if not 1 <= header.num_shards <= 100_000:
@@ -185,7 +196,16 @@ class Bundle:
         self._byteorder = ">" if header.endianness == pb.BundleHeaderProto.BIG else "<"
         self._files: dict[int, tuple[IO[bytes], int]] = {}  # shard -> (open file, size)
         self._dtypes: dict[str, np.dtype] = {}
-        self._decoded: dict[str, Entry] = {}  # decoded by info(), not yet read
+
+    def _add(self, name: str, raw: bytes) -> None:
+        row = self._rows[name] = len(self._shape_column)
+        entry = decode_entry(raw)
+        if entry is None:
+            self._undecoded[row] = raw
+            entry = Entry(0, (), 0, 0, 0, 0)
+        self._numbers.extend(entry[2:6])
+        self._numbers.append(entry.dtype)
+        self._shape_column.append(self._shapes.setdefault(entry.shape, entry.shape))
 
     def _parse(self, message: Any, value: bytes, what: str) -> Any:
         try:
@@ -195,22 +215,25 @@ class Bundle:
 
     def names(self) -> list[str]:
         """Names of all tensors, in the index's (sorted) order."""
-        return list(self._raw)
+        return list(self._rows)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._raw
+        return name in self._rows
 
     def _entry(self, name: str) -> Entry:
-        # Decoded on every use, not kept: decoding is cheaper than holding 80,000 messages.
-        raw = self._raw[name]
-        return decode_entry(raw) or _from_proto(self._parse(pb.BundleEntryProto, raw, f"entry of {name!r}"))
+        row = self._rows[name]
+        raw = self._undecoded.get(row)
+        if raw is not None:
+            return _from_proto(self._parse(pb.BundleEntryProto, raw, f"entry of {name!r}"))
+        shard, offset, size, crc, dtype = self._numbers[5 * row : 5 * row + 5]
+        return Entry(dtype, self._shape_column[row], shard, offset, size, crc)
 
     def info(self, name: str) -> TensorInfo:
         entry = self._entry(name)
-        self._decoded[name] = entry  # for the read() that usually follows; it drops the entry again
         code = entry.dtype
         dtype = DTYPES[code][0] if code in DTYPES else "string" if code == pb.DT_STRING else f"DataType {code}"
-        return TensorInfo(name, dtype, entry.shape, len(entry.slices) > 0)
+        shape = self._shapes.setdefault(entry.shape, entry.shape)
+        return TensorInfo(name, dtype, shape, len(entry.slices) > 0)
 
     def shard_path(self, shard: int) -> str:
         return f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}"
@@ -257,9 +280,7 @@ class Bundle:
 
     def read(self, name: str) -> np.ndarray:
         """The value of tensor ``name`` (checksum verified); raises on any inconsistency."""
-        if name not in self._raw:
-            raise KeyError(name)
-        entry = self._decoded.pop(name, None) or self._entry(name)
+        entry = self._entry(name)
         if entry.slices:
             return self._assemble(name, entry)
         return self._read_entry(name, entry)

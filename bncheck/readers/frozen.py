@@ -7,7 +7,7 @@ BN layers come from the graph's structure (:mod:`.structure`), names being the f
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,12 @@ def read_frozen_graph(path: Path, shown: str) -> Checkpoint:
         nodes[node.name] = node
     if not nodes:
         raise FormatError(f"{shown}: a GraphDef without nodes")
-    variables = [_constant(node, shown) for node in nodes.values() if _is_float_const(node)]
+    constants = {name: node for name, node in nodes.items() if _is_float_const(node)}
+
+    def read(name: str) -> np.ndarray:
+        return tensor_value(constants[name].attr["value"].tensor, f"{shown}: constant {name}")
+
+    variables = [_constant(node, shown, read) for node in constants.values()]
     checkpoint = Checkpoint(shown, FORMAT, variables, file=str(path))
     checkpoint.structure = find_bn_layers(nodes, {f.signature.name: f for f in graph.library.function})
     return checkpoint
@@ -85,13 +90,11 @@ def _is_float_const(node: Any) -> bool:
     return node.op == "Const" and "value" in node.attr and node.attr["value"].tensor.dtype in DTYPES
 
 
-def _constant(node: Any, shown: str) -> Variable:
+def _constant(node: Any, shown: str, read: Callable[[str], np.ndarray]) -> Variable:
     tensor = node.attr["value"].tensor
     shape = _shape(tensor, f"{shown}: constant {node.name}")
     dtype = np.dtype(DTYPES[tensor.dtype][0])
-    return Variable(
-        node.name, node.name, dtype.name, shape, partial(tensor_value, tensor, f"{shown}: constant {node.name}")
-    )
+    return Variable(node.name, node.name, dtype.name, shape, read)
 
 
 def _shape(tensor: Any, where: str) -> tuple[int, ...]:

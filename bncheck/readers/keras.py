@@ -22,8 +22,12 @@ import struct
 import zipfile
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from ..errors import FormatError
 from ..model import Checkpoint, Variable
@@ -34,6 +38,7 @@ from .keras_common import (
     LayerConfig,
     datasets,
     decode,
+    h5_reader,
     h5_variable,
     load_json,
     open_h5,
@@ -162,7 +167,7 @@ def read_keras_archive(path: str, shown: str) -> Checkpoint:
 
 def read_weights(h5: Any, shown: str, config: LayerConfig | None, fmt: str = "Keras 3 .weights.h5") -> Checkpoint:
     """The layers of a Keras 3 weights file; ``config`` (from a ``.keras`` archive) names the roles."""
-    walker = _Walker(shown)
+    walker = _Walker(shown, h5_reader(h5, shown))
     try:
         walker.saveable(h5, config, Path(shown).name, (), top=True)
     except H5_ERRORS as exc:
@@ -176,8 +181,9 @@ def read_weights(h5: Any, shown: str, config: LayerConfig | None, fmt: str = "Ke
 class _Walker:
     """Walks the weights file and the config tree side by side."""
 
-    def __init__(self, shown: str) -> None:
+    def __init__(self, shown: str, read: Callable[[str], np.ndarray]) -> None:
         self.shown = shown
+        self.read = read
         self.variables: list[Variable] = []
         self.hints: dict[str, Any] = {}
         self.used: set[str] = set()
@@ -240,7 +246,7 @@ class _Walker:
                 self.ambiguous[len(values)].append(name)
         for i, dataset in enumerate(values):
             role = roles[i] if i < len(roles) else None
-            self.variables.append(h5_variable(dataset, f"{name}/{role}" if role else f"{name}/vars/{i}", self.shown))
+            self.variables.append(h5_variable(dataset, f"{name}/{role}" if role else f"{name}/vars/{i}", self.read))
 
     def _unique(self, name: str, trail: tuple[str, ...]) -> str:
         if name in self.used and trail:

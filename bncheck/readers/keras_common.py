@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -37,17 +37,21 @@ def open_h5(source: str | IO[bytes], shown: str) -> Any:
         raise FormatError(f"{shown}: not a readable HDF5 file ({exc})") from None
 
 
-def h5_variable(dataset: Any, name: str, shown: str) -> Variable:
-    """A Variable whose value is read from ``dataset`` only when ``load`` is called."""
-    path = dataset.name
+def h5_reader(h5: Any, shown: str) -> Callable[[str], np.ndarray]:
+    """The reader of the datasets of open file ``h5``, by path: what its Variables load through."""
 
-    def load() -> np.ndarray:
+    def read(path: str) -> np.ndarray:
         try:
-            return np.asarray(dataset[()])
+            return np.asarray(h5[path][()])
         except H5_ERRORS as exc:
             raise FormatError(f"{shown}: cannot read dataset {path} ({exc})") from None
 
-    return Variable(path, name, str(dataset.dtype), tuple(int(d) for d in dataset.shape), load)
+    return read
+
+
+def h5_variable(dataset: Any, name: str, read: Callable[[str], np.ndarray]) -> Variable:
+    """A Variable whose value ``read`` loads from ``dataset`` only when asked for."""
+    return Variable(dataset.name, name, str(dataset.dtype), tuple(int(d) for d in dataset.shape), read)
 
 
 def datasets(group: Any) -> list[Any]:

@@ -22,6 +22,7 @@ from .keras_common import (
     OTHER_NORM,
     LayerConfig,
     decode,
+    h5_reader,
     h5_variable,
     load_json,
     parse_config,
@@ -51,6 +52,7 @@ def _read(h5: Any, shown: str) -> Checkpoint:
     kind = "full model" if "model_weights" in h5 else "weights"
     fmt = f"Keras HDF5 {kind}" + (f" (Keras {version})" if version else "")
     variables: list[Variable] = []
+    read = h5_reader(h5, shown)
     hints: dict[str, LayerHints] = {}
     for layer_name in string_list(root.attrs, "layer_names") or []:
         group = root.get(layer_name)
@@ -61,7 +63,7 @@ def _read(h5: Any, shown: str) -> Checkpoint:
         for weight_name in names:
             parts = weight_name.removesuffix(":0").split("/")
             name = "/".join(parts) if nested or len(parts) < 2 else f"{layer_name}/{parts[-1]}"
-            variables.append(h5_variable(group[weight_name], name, shown))
+            variables.append(h5_variable(group[weight_name], name, read))
     for layer in layers.values():
         if layer.is_bn or OTHER_NORM.search(layer.class_name):
             hints[layer.name] = layer.hints()

@@ -10,7 +10,7 @@ in training mode (``training_mode=1``, or running-statistics outputs) is marked 
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,10 @@ def read_onnx(path: Path, shown: str) -> Checkpoint:
 
 def _checkpoint(path: Path, shown: str, bn_nodes: list[Any], tensors: dict[str, Any], numpy_helper: Any) -> Checkpoint:
     checkpoint = Checkpoint(shown, FORMAT, [], file=str(path))
+
+    def read(key: str) -> np.ndarray:
+        return _load(tensors[key], key, shown, numpy_helper)
+
     taken: set[str] = set()
     for number, node in enumerate(bn_nodes):
         name = _layer_name(node, number, taken)
@@ -80,7 +84,7 @@ def _checkpoint(path: Path, shown: str, bn_nodes: list[Any], tensors: dict[str, 
                 if ref:
                     checkpoint.notes.append(f"{name}: {role} ({ref}) is computed in the graph, not stored: not checked")
                 continue
-            checkpoint.variables.append(_variable(tensor, ref, f"{name}/{role}", shown, numpy_helper))
+            checkpoint.variables.append(_variable(tensor, ref, f"{name}/{role}", shown, read))
     return checkpoint
 
 
@@ -102,7 +106,7 @@ def _layer_name(node: Any, number: int, taken: set[str]) -> str:
     return candidate
 
 
-def _variable(tensor: Any, key: str, name: str, shown: str, numpy_helper: Any) -> Variable:
+def _variable(tensor: Any, key: str, name: str, shown: str, read: Callable[[str], np.ndarray]) -> Variable:
     dims = tuple(int(d) for d in tensor.dims)
     if any(d < 0 for d in dims):
         raise FormatError(f"{shown}: tensor {key} has a negative dimension")
@@ -112,10 +116,11 @@ def _variable(tensor: Any, key: str, name: str, shown: str, numpy_helper: Any) -
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)).name
     except Exception:  # an unknown or non-numeric element type
         raise FormatError(f"{shown}: tensor {key} has an unsupported element type {tensor.data_type}") from None
-    return Variable(key, name, dtype, dims, partial(_load, tensor, key, dims, shown, numpy_helper))
+    return Variable(key, name, dtype, dims, read)
 
 
-def _load(tensor: Any, key: str, dims: tuple[int, ...], shown: str, numpy_helper: Any) -> np.ndarray:
+def _load(tensor: Any, key: str, shown: str, numpy_helper: Any) -> np.ndarray:
+    dims = tuple(int(d) for d in tensor.dims)
     if tensor.data_location == 1:  # EXTERNAL: the values live in another file, which bncheck does not open
         raise FormatError(f"{shown}: tensor {key} is stored in an external data file; bncheck reads embedded values")
     try:

@@ -72,9 +72,13 @@ class Table:
             raise self._fail("bad restart array")
         pos, key = 0, b""
         while pos < end:
-            shared, pos = varint(block, pos, end)
-            unshared, pos = varint(block, pos, end)
-            length, pos = varint(block, pos, end)
+            if pos + 3 <= end and block[pos] < 0x80 and block[pos + 1] < 0x80 and block[pos + 2] < 0x80:
+                shared, unshared, length = block[pos], block[pos + 1], block[pos + 2]  # the usual one byte each
+                pos += 3
+            else:
+                shared, pos = varint(block, pos, end)
+                unshared, pos = varint(block, pos, end)
+                length, pos = varint(block, pos, end)
             if shared > len(key) or pos + unshared + length > end:
                 raise self._fail("entry runs past its block")
             key = key[:shared] + block[pos : pos + unshared]

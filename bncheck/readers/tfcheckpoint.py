@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from functools import partial
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -48,14 +48,20 @@ def read_checkpoint(prefix: str, shown_path: str, format_name: str | None = None
     return checkpoint
 
 
-def _variable(bundle: Bundle, key: str, name: str) -> Variable:
-    info = bundle.info(key)
-    return Variable(key, name, info.dtype, info.shape, partial(bundle.read, key))
+def _variables(bundle: Bundle) -> Callable[[str, str], Variable]:
+    """A maker of the bundle's Variables (key, name), all sharing one reader."""
+    info, read = bundle.info, bundle.read
+
+    def make(key: str, name: str) -> Variable:
+        tensor = info(key)
+        return Variable(key, name, tensor.dtype, tensor.shape, read)
+
+    return make
 
 
 def _name_variables(bundle: Bundle) -> list[Variable]:
-    keys = [k for k in bundle.names() if k != OBJECT_GRAPH_KEY]
-    return [_variable(bundle, k, _unescape(k.removesuffix(VALUE_SUFFIX))) for k in keys]
+    variable = _variables(bundle)
+    return [variable(k, _unescape(k.removesuffix(VALUE_SUFFIX))) for k in bundle.names() if k != OBJECT_GRAPH_KEY]
 
 
 def _object_graph(bundle: Bundle) -> Any:
@@ -88,17 +94,17 @@ def _object_variables(bundle: Bundle, graph: Any) -> list[Variable]:
     aliases = {k for k in full_name if k.startswith(EXPORT_ALIASES) and full_name[k] in _names_outside(full_name)}
     # A full_name shared by two variables (two models in one checkpoint) cannot name a layer.
     counts = Counter(name for key, name in full_name.items() if key not in aliases)
-    variables = []
+    variables, variable = [], _variables(bundle)
     for key in bundle.names():
         if key == OBJECT_GRAPH_KEY or key in slot_keys or key in aliases or not key.endswith(VALUE_SUFFIX):
             continue
         name = full_name.get(key, "")
         if not name or counts[name] > 1:
             name = _unescape(key.removesuffix(VALUE_SUFFIX))
-        variable = _variable(bundle, key, name)
+        found = variable(key, name)
         for slot_name, slot_key in slots.get(key, []):
-            variable.slots[slot_name] = _variable(bundle, slot_key, f"{name}/{slot_name}")
-        variables.append(variable)
+            found.add_slot(slot_name, variable(slot_key, f"{name}/{slot_name}"))
+        variables.append(found)
     return variables
 
 

@@ -9,8 +9,7 @@ import json
 from collections.abc import Callable
 from typing import IO, Any
 
-from ..model import BNLayer, Delta, DiffReport, Finding, LayerPair, Report, summarize, summarize_diff
-from . import value_summary
+from ..model import BNLayer, Delta, DiffReport, Finding, LayerPair, Report, Stats, summarize, summarize_diff
 
 VERSION = 1
 
@@ -24,7 +23,7 @@ def _layer(layer: BNLayer, codes: dict[str | None, set[str]]) -> dict[str, Any]:
                 "key": variable.key,
                 "dtype": variable.dtype,
                 "shape": list(variable.shape),
-                "stats": value_summary(layer.values.get(role)),
+                "stats": _stats(layer.stats.get(role)),
             }
             for role, variable in layer.variables.items()
         },
@@ -34,6 +33,12 @@ def _layer(layer: BNLayer, codes: dict[str | None, set[str]]) -> dict[str, Any]:
         "codes": sorted(codes.get(layer.name, ())),
         "unreadable": layer.unreadable,
     }
+
+
+def _stats(stats: Stats | None) -> dict[str, float | int | None] | None:
+    if stats is None:
+        return None
+    return {"min": stats.min, "max": stats.max, "mean": stats.mean, "nonfinite": stats.nonfinite}
 
 
 def _codes_by_layer(report: Report) -> dict[str | None, set[str]]:

@@ -18,7 +18,6 @@ from rich.text import Text
 
 from ..model import BNLayer, DiffReport, LayerPair, Report, Severity, summarize, summarize_diff
 from ..rules import RULES
-from . import value_summary
 
 STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 COLLAPSE_ABOVE = 40  # layers; beyond this, healthy layers are folded into one line
@@ -35,15 +34,15 @@ def _number(x: float | None) -> str:
 def _stats(layer: BNLayer, role: str, initial: float) -> str:
     if role not in layer.variables:
         return "missing"
-    summary = value_summary(layer.values.get(role))
-    if summary is None:
+    stats = layer.stats.get(role)
+    if stats is None:
         return "not read"
-    if summary["min"] == summary["max"] and not summary["nonfinite"]:
-        text = f"all {_number(summary['min'])}"
+    if stats.min == stats.max and not stats.nonfinite:
+        text = f"all {_number(stats.min)}"
     else:
-        text = f"{_number(summary['min'])}..{_number(summary['max'])}"
-    if summary["nonfinite"]:
-        text += f" {summary['nonfinite']}nan"
+        text = f"{_number(stats.min)}..{_number(stats.max)}"
+    if stats.nonfinite:
+        text += f" {stats.nonfinite}nan"
     return text
 
 

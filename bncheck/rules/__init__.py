@@ -1,10 +1,11 @@
 """The rule catalogue: a registry of rules, each data plus a pure check function.
 
-A check receives the BN layers of one model (values already loaded) and a
-:class:`Context` (``kind="inspect"``), or the paired layers of two models, a
-:class:`~bncheck.model.DiffReport`, and a :class:`DiffContext` (``kind="diff"``),
-and yields ``(layer, message)`` or ``(layer, message, severity)``;
-it does no I/O. Its docstring is the rule's documentation (``bncheck rules CODE``).
+A check receives one BN layer (``@per_layer``: values and their :class:`~bncheck.model.Stats`
+loaded) or all the BN layers of one model (Stats only), and a :class:`Context`
+(``kind="inspect"``); or the paired layers of two models, a
+:class:`~bncheck.model.DiffReport`, and a :class:`DiffContext` (``kind="diff"``).
+It yields ``(layer, message)`` or ``(layer, message, severity)`` and does no I/O.
+Its docstring is the rule's documentation (``bncheck rules CODE``).
 """
 
 from __future__ import annotations
@@ -18,15 +19,24 @@ from ..model import BNLayer, Finding, GraphFacts, Severity
 Hit = tuple[str | None, str] | tuple[str | None, str, Severity]
 
 
+def _no_evidence() -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Context:
     """Model-wide facts a rule may need besides the layers themselves."""
 
     step: int | None
     step_source: str | None
-    trained: str | None  # evidence that the model was trained at all, in words; None if none
     thresholds: Thresholds
     graph: GraphFacts | None = None  # the training graph beside the model, when there is one
+    evidence: Callable[[], str | None] = _no_evidence  # asked only when needed: it may read the whole model
+
+    @property
+    def trained(self) -> str | None:
+        """Evidence that the model was trained at all, in words; None if none."""
+        return self.evidence()
 
 
 @dataclass(frozen=True)
@@ -44,8 +54,9 @@ class Rule:
     severity: Severity
     summary: str
     fix: str
-    check: Callable[..., Iterable[Hit]]  # inspect: (list[BNLayer], Context); diff: (DiffReport, DiffContext)
+    check: Callable[..., Iterable[Hit]]  # (BNLayer | list[BNLayer], Context) or (DiffReport, DiffContext)
     kind: str = "inspect"  # "inspect" rules judge one model, "diff" rules two (bncheck diff)
+    per_layer: bool = False  # the check takes one layer, with its values (else all layers, Stats only)
 
     @property
     def doc(self) -> str:
@@ -54,7 +65,7 @@ class Rule:
         return inspect.cleandoc(self.check.__doc__ or "")
 
     def run(self, subject: object, context: object) -> Iterator[Finding]:
-        """Findings of ``check(subject, context)``; subject and context as ``kind`` says."""
+        """Findings of ``check(subject, context)``; subject and context as ``kind`` and ``per_layer`` say."""
         for hit in self.check(subject, context):
             severity = hit[2] if len(hit) == 3 else self.severity
             yield Finding(self.code, self.name, severity, hit[0], hit[1])
@@ -67,21 +78,19 @@ def rule(code: str, name: str, severity: Severity, summary: str, fix: str, kind:
     """Register the decorated check function as rule ``code``."""
 
     def register(check: Callable[..., Iterable[Hit]]) -> Callable:
-        RULES[code] = Rule(code, name, severity, summary, fix, check, kind)
+        RULES[code] = Rule(code, name, severity, summary, fix, check, kind, check in _PER_LAYER)
         return check
 
     return register
 
 
+_PER_LAYER: set[Callable] = set()
+
+
 def per_layer(check: Callable[[BNLayer, Context], Iterable[Hit]]) -> Callable:
-    """Lift a check of one layer to a check of all layers (keeps the docstring)."""
-
-    def run(layers: list[BNLayer], context: Context) -> Iterator[Hit]:
-        for layer in layers:
-            yield from check(layer, context)
-
-    run.__doc__ = check.__doc__
-    return run
+    """Mark a check as one of a single layer: it runs while the layer's values are loaded."""
+    _PER_LAYER.add(check)
+    return check
 
 
 def _load() -> None:

@@ -1,8 +1,11 @@
-"""Value rules BN001-BN013: they need only the saved values (and the recorded mode) of the BN layers."""
+"""Value rules BN001-BN013: they need only the saved values (and the recorded mode) of the BN layers.
+
+Most layers are healthy: a rule first asks the layer's Stats (min, max, non-finite count)
+whether it could fire, and looks at the values only when it could.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -10,7 +13,7 @@ from functools import wraps
 
 import numpy as np
 
-from ..model import ROLES, BNLayer, Severity
+from ..model import ROLES, BNLayer, Severity, Stats
 from . import Context, Hit, per_layer, rule
 from .causes import cause_of_missing_stats, cause_of_stale_stats
 
@@ -18,14 +21,23 @@ INITIAL = {"gamma": 1.0, "beta": 0.0, "moving_mean": 0.0, "moving_variance": 1.0
 EMA_SLOTS = ("ExponentialMovingAverage",)
 
 
-def _at_initial(layer: BNLayer, role: str) -> bool | None:
+def at_initial(layer: BNLayer, role: str) -> bool | None:
     """Whether every element of ``role`` is exactly its initial value (None: not loaded)."""
-    value = layer.values.get(role)
-    return None if value is None else bool((value == INITIAL[role]).all())
+    stats = layer.stats.get(role)
+    if stats is None:
+        return None
+    return not stats.nonfinite and (not stats.size or stats.min == stats.max == INITIAL[role])
+
+
+def _largest_magnitude(stats: Stats, around: float = 0.0) -> float:
+    """max |x - around| over the finite elements (0 if none)."""
+    if stats.min is None or stats.max is None:
+        return 0.0
+    return max(abs(stats.min - around), abs(stats.max - around))
 
 
 def _stats_at_initial(layer: BNLayer) -> bool:
-    return bool(_at_initial(layer, "moving_mean") and _at_initial(layer, "moving_variance"))
+    return bool(at_initial(layer, "moving_mean") and at_initial(layer, "moving_variance"))
 
 
 def _trained_evidence(layer: BNLayer) -> str | None:
@@ -33,7 +45,7 @@ def _trained_evidence(layer: BNLayer) -> str | None:
     moved = []
     for role, label in (("gamma", "|gamma - 1|"), ("beta", "|beta|")):
         value = layer.values.get(role)
-        if value is not None and not _at_initial(layer, role):
+        if value is not None and not at_initial(layer, role):
             with np.errstate(invalid="ignore"):
                 moved.append(f"max {label} = {np.nanmax(np.abs(value.astype(np.float64) - INITIAL[role])):.3g}")
     return ", ".join(moved) if moved else None
@@ -163,7 +175,7 @@ def stats_never_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     because = f" — {cause}" if cause else ""
     if own:
         yield layer.name, f"moving_mean all 0 and moving_variance all 1, yet gamma/beta trained ({own}){because}"
-    elif not ({"gamma", "beta"} & layer.values.keys()) and context.trained:
+    elif not ({"gamma", "beta"} & layer.stats.keys()) and context.trained:
         yield (
             layer.name,
             f"moving_mean all 0 and moving_variance all 1, yet the model trained ({context.trained}){because}",
@@ -197,7 +209,7 @@ def layer_untrained(layer: BNLayer, context: Context) -> Iterator[Hit]:
     """
     if not _stats_at_initial(layer) or _trained_evidence(layer):
         return
-    if not ({"gamma", "beta"} & layer.values.keys()) and context.trained:
+    if not ({"gamma", "beta"} & layer.stats.keys()) and context.trained:
         return  # BN002's case: the model trained around it
     scope = (
         f"the model trained ({context.trained}) but not this layer"
@@ -229,13 +241,7 @@ def non_finite(layer: BNLayer, context: Context) -> Iterator[Hit]:
 
     Silence: ``--ignore BN004``.
     """
-    bad = []
-    for role, value in layer.values.items():
-        if value.dtype.kind in "fc":
-            finite = np.isfinite(value)
-            count = 0 if finite.all() else int(value.size - np.count_nonzero(finite))
-            if count:
-                bad.append(f"{role}: {count} of {value.size}")
+    bad = [f"{role}: {stats.nonfinite} of {stats.size}" for role, stats in layer.stats.items() if stats.nonfinite]
     if bad:
         yield layer.name, "non-finite values in " + "; ".join(bad)
 
@@ -261,15 +267,16 @@ def non_positive_variance(layer: BNLayer, context: Context) -> Iterator[Hit]:
 
     Silence: ``--ignore BN005``.
     """
-    variance = _f64(layer, "moving_variance")
-    if variance is None:
+    stats = layer.stats.get("moving_variance")
+    if stats is None or stats.min is None or stats.min > 0:
         return
+    variance = _f64(layer, "moving_variance")
     negative = int(np.count_nonzero(variance < 0))
     zero = int(np.count_nonzero(variance == 0))
     if negative:
         yield (
             layer.name,
-            f"moving_variance negative in {negative} of {variance.size} channels (min {variance.min():.3g})",
+            f"moving_variance negative in {negative} of {variance.size} channels (min {stats.min:.3g})",
         )
     elif zero:
         yield layer.name, f"moving_variance exactly 0 in {zero} of {variance.size} channels", Severity.WARNING
@@ -306,25 +313,22 @@ def stats_barely_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
 
     Silence: ``--ignore BN006``; the thresholds are settings.
     """
-    mean, variance = _f64(layer, "moving_mean"), _f64(layer, "moving_variance")
-    if mean is None or variance is None:
+    mean, variance = layer.stats.get("moving_mean"), layer.stats.get("moving_variance")
+    if mean is None or variance is None or mean.nonfinite or variance.nonfinite or _stats_at_initial(layer):
         return
     limits = context.thresholds
-    widest = limits.barely_tolerance * 10  # the tolerance below is this or a tenth of it
-    if mean.size and variance.size and max(np.abs(mean).max(), np.abs(variance - 1).max()) > widest:
-        return  # far from 0/1 (most layers): skip the rest; NaN compares False and goes on
-    if _stats_at_initial(layer) or not (np.isfinite(mean).all() and np.isfinite(variance).all()):
-        return
+    close = max(_largest_magnitude(mean), _largest_magnitude(variance, 1.0))
+    if close > limits.barely_tolerance * 10:
+        return  # far from 0/1 (most layers); the tolerance below is this or a tenth of it
     momentum, source = _momentum(layer, context)
     steps = context.step
     remaining = momentum**steps if steps else None
     # m**n says how much of 0/1 should remain; the values themselves must agree before anything is claimed
     expected_close = layer.hints.momentum is not None and remaining is not None and remaining > limits.barely_remaining
     tolerance = limits.barely_tolerance * (10 if expected_close else 1)
-    close = max(np.abs(mean).max(), np.abs(variance - 1).max())
     if close > tolerance:
         return
-    evidence = _trained_evidence(layer) or (context.trained if not ({"gamma", "beta"} & layer.values.keys()) else None)
+    evidence = _trained_evidence(layer) or (context.trained if not ({"gamma", "beta"} & layer.stats.keys()) else None)
     if evidence:
         estimate = (
             f"; after {steps} steps with momentum {momentum:g} ({source}) {remaining:.0%} of it would remain"
@@ -360,20 +364,27 @@ def extreme_amplification(layer: BNLayer, context: Context) -> Iterator[Hit]:
 
     Silence: ``--ignore BN007``; the threshold is a setting.
     """
-    variance = _f64(layer, "moving_variance")
-    if variance is None:
+    epsilon = layer.hints.epsilon if layer.hints.epsilon is not None else context.thresholds.default_epsilon
+    limit = context.thresholds.amplification
+    variance_stats, gamma_stats = layer.stats.get("moving_variance"), layer.stats.get("gamma")
+    if variance_stats is None:
         return
+    bounded = variance_stats.min is not None and not variance_stats.nonfinite and variance_stats.min + epsilon > 0
+    if bounded and (gamma_stats is None or not gamma_stats.nonfinite):
+        largest_gamma = 1.0 if gamma_stats is None else _largest_magnitude(gamma_stats)
+        if largest_gamma / math.sqrt(variance_stats.min + epsilon) <= limit * (1 - 1e-9):
+            return  # a bound on every channel's factor (with room for rounding) is below the limit
+    variance = _f64(layer, "moving_variance")
     gamma = _f64(layer, "gamma")
     if gamma is None:
         gamma = np.ones_like(variance)
     if gamma.shape != variance.shape:
         return
-    epsilon = layer.hints.epsilon if layer.hints.epsilon is not None else context.thresholds.default_epsilon
     with np.errstate(invalid="ignore", divide="ignore"):
         factor = np.abs(gamma) / np.sqrt(variance + epsilon)
     factor = factor[np.isfinite(factor)]
-    if factor.size and factor.max() > context.thresholds.amplification:
-        count = int(np.count_nonzero(factor > context.thresholds.amplification))
+    if factor.size and factor.max() > limit:
+        count = int(np.count_nonzero(factor > limit))
         yield (
             layer.name,
             f"amplification up to {factor.max():.3g} (|gamma|/sqrt(var+{epsilon:g})) in {count} channel(s)",
@@ -403,17 +414,17 @@ def outlier_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
     Silence: ``--ignore BN008``; the bounds are settings.
     """
     limits = context.thresholds
-    mean, variance = _f64(layer, "moving_mean"), _f64(layer, "moving_variance")
+    mean, variance = layer.stats.get("moving_mean"), layer.stats.get("moving_variance")
     problems = []
-    if mean is not None and mean.size and np.abs(mean).max() > limits.mean_bound and np.isfinite(mean).all():
-        problems.append(f"|moving_mean| up to {np.abs(mean).max():.3g}")
-    largest, smallest = (variance.max(), variance.min()) if variance is not None and variance.size else (np.nan, np.nan)
-    if math.isfinite(largest) and math.isfinite(smallest):  # NaN spreads to both; +-Inf shows in one: all finite
+    if mean is not None and mean.size and not mean.nonfinite and _largest_magnitude(mean) > limits.mean_bound:
+        problems.append(f"|moving_mean| up to {_largest_magnitude(mean):.3g}")
+    if variance is not None and variance.size and not variance.nonfinite:  # judged only when all finite
+        largest, smallest = variance.max, variance.min
         if largest > limits.variance_bound:
             problems.append(f"moving_variance up to {largest:.3g}")
         # median >= smallest > 0, so largest/median > ratio needs largest > ratio * smallest (else skip the sort)
-        if smallest <= 0 or float(largest) > 0.5 * limits.variance_ratio * float(smallest):
-            median = float(np.median(variance))
+        if smallest <= 0 or largest > 0.5 * limits.variance_ratio * smallest:
+            median = float(np.median(_f64(layer, "moving_variance")))
             if median > 0 and largest / median > limits.variance_ratio:
                 problems.append(f"largest/median variance ratio {largest / median:.3g}")
     if problems:
@@ -443,14 +454,12 @@ def duplicate_stats(layers: list[BNLayer], context: Context) -> Iterator[Hit]:
     """
     seen: dict[bytes, str] = {}
     for layer in layers:
-        mean, variance = layer.values.get("moving_mean"), layer.values.get("moving_variance")
-        if mean is None or variance is None or mean.size < 2:
+        mean = layer.stats.get("moving_mean")
+        if layer.fingerprint is None or mean is None or mean.size < 2:
             continue
-        digest = hashlib.sha256(mean.tobytes() + b"|" + variance.tobytes() + str(mean.dtype).encode()).digest()
-        if digest not in seen:
-            seen[digest] = layer.name  # even at 0/1: only layers also at 0/1 can match it, and they are skipped
-        elif not _stats_at_initial(layer):
-            yield layer.name, f"moving statistics bit-identical to those of layer {seen[digest]}"
+        first = seen.setdefault(layer.fingerprint, layer.name)  # even at 0/1: only layers at 0/1 match it, skipped
+        if first != layer.name and not _stats_at_initial(layer):
+            yield layer.name, f"moving statistics bit-identical to those of layer {first}"
 
 
 @rule(
@@ -475,9 +484,12 @@ def dead_channels(layer: BNLayer, context: Context) -> Iterator[Hit]:
 
     Silence: ``--ignore BN010``; the thresholds are settings.
     """
-    gamma = _f64(layer, "gamma")
-    if gamma is None or not gamma.size:
+    stats, limits = layer.stats.get("gamma"), context.thresholds
+    if stats is None or not stats.size:
         return
+    if limits.dead_share > 0 and (stats.min is None or stats.min > limits.dead_gamma or stats.max < -limits.dead_gamma):
+        return  # no finite |gamma| that small, and NaN/Inf are not dead: no channel dead
+    gamma = _f64(layer, "gamma")
     dead = int(np.count_nonzero(np.abs(gamma) <= context.thresholds.dead_gamma))
     if dead / gamma.size >= context.thresholds.dead_share:
         yield layer.name, f"{dead} of {gamma.size} channels have |gamma| <= {context.thresholds.dead_gamma:g}"

@@ -1,0 +1,55 @@
+"""Summaries of loaded values (:class:`~bncheck.model.Stats`), computed for many arrays at once.
+
+One model can hold 80,000 small BN tensors: a few numpy calls per tensor would cost more
+than reading them. The arrays are laid end to end in one float64 buffer and reduced per
+segment (``ufunc.reduceat``), a handful of numpy calls for all of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from .model import Stats
+
+
+def summarise(values: list[np.ndarray]) -> list[Stats]:
+    """The Stats of each array (numeric), in order: min / max / mean over its finite elements."""
+    filled = [value for value in values if value.size]  # reduceat cannot express an empty segment
+    sizes = [value.size for value in filled]
+    lows = highs = sums = bad = []
+    if filled:
+        flat = np.concatenate([value.ravel() for value in filled], dtype=np.float64)
+        starts = np.cumsum([0, *sizes[:-1]])
+        finite = np.isfinite(flat)
+        if finite.all():
+            bad = [0] * len(filled)
+            sums = np.add.reduceat(flat, starts).tolist()
+        else:
+            bad = np.add.reduceat(~finite, starts).tolist()
+            sums = np.add.reduceat(np.where(finite, flat, 0.0), starts).tolist()
+            flat = np.where(finite, flat, np.nan)  # fmin/fmax skip NaN: min/max of the finite elements
+        lows = np.fmin.reduceat(flat, starts).tolist()
+        highs = np.fmax.reduceat(flat, starts).tolist()
+    result, i = [], 0
+    for value in values:
+        if not value.size:
+            result.append(Stats(0, 0, None, None, None))
+            continue
+        size, nonfinite = sizes[i], bad[i]
+        if nonfinite == size:
+            result.append(Stats(size, nonfinite, None, None, None))
+        else:
+            result.append(Stats(size, nonfinite, lows[i], highs[i], sums[i] / (size - nonfinite)))
+        i += 1
+    return result
+
+
+def fingerprint(values: list[np.ndarray]) -> bytes:
+    """A digest of the arrays, equal for two lists only when their dtypes, shapes and bytes are."""
+    digest = hashlib.blake2b(digest_size=16)
+    for value in values:
+        digest.update(f"{value.dtype.str}{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value))
+    return digest.digest()
