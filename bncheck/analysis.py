@@ -17,7 +17,7 @@ from .grouping import group_layers
 from .model import NOTHING, BNLayer, Checkpoint, Report
 from .rules import RULES, Context
 from .rules.values import at_initial
-from .summary import fingerprint, summarise
+from .summary import PackedStats, fingerprint, summarise
 
 CHUNK_ELEMENTS = 1 << 18  # values loaded at once (2 MiB as float64), unless one layer holds more
 
@@ -44,8 +44,11 @@ def read_layers(checkpoint: Checkpoint, load: bool = True) -> Report:
             "they may be BN layers that use batch statistics only, or another normalisation: not checked"
         )
     if load and not checkpoint.problems:
-        for chunk in _chunks(report.layers):
-            load_values(chunk, report)
+        try:
+            for chunk in _chunks(report.layers):
+                load_values(chunk, report)
+        finally:
+            checkpoint.close()
     return report
 
 
@@ -64,15 +67,19 @@ def analyse(checkpoint: Checkpoint, settings: Settings, keep_values: bool = True
     wanted = [rule for code, rule in RULES.items() if rule.kind == "inspect" and settings.wants(code)]
     found = []
     layer_rules = [rule for rule in wanted if rule.per_layer]
-    for chunk in _chunks(report.layers):
-        if readable:
-            load_values(chunk, report)
-        for layer in chunk:
-            for rule in layer_rules:
-                found.extend(rule.run(layer, context))
-        if not keep_values:
+    try:
+        for chunk in _chunks(report.layers):
+            if readable:
+                load_values(chunk, report)
             for layer in chunk:
-                layer.values = NOTHING
+                for rule in layer_rules:
+                    found.extend(rule.run(layer, context))
+            if not keep_values:
+                for layer in chunk:
+                    layer.values = NOTHING
+                    layer.stats = PackedStats(layer.stats)
+    finally:
+        checkpoint.close()  # a directory of a thousand models must not hold a thousand open files
     for rule in wanted:
         if not rule.per_layer:
             found.extend(rule.run(report.layers, context))

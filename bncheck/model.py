@@ -129,6 +129,7 @@ class Checkpoint:
     file: str | None = None  # the one file that stands for the model (e.g. the .index); default: path
     graph: GraphFacts | None = None  # the training graph beside it (.meta, SavedModel "train" tag)
     structure: list[GraphLayer] | None = None  # BN layers found by a graph's structure; None: no graph read
+    close: Callable[[], None] = field(default=lambda: None, repr=False)  # closes the files the values are read from
 
 
 NO_HINTS = LayerHints()

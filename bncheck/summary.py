@@ -1,4 +1,5 @@
-"""Summaries of loaded values (:class:`~bncheck.model.Stats`), computed for many arrays at once.
+"""Summaries of loaded values (:class:`~bncheck.model.Stats`), computed for many arrays at once
+and packed small for keeping.
 
 One model can hold 80,000 small BN tensors: a few numpy calls per tensor would cost more
 than reading them. The arrays are laid end to end in one float64 buffer and reduced per
@@ -8,6 +9,9 @@ segment (``ufunc.reduceat``), a handful of numpy calls for all of them.
 from __future__ import annotations
 
 import hashlib
+import math
+from array import array
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
@@ -53,3 +57,33 @@ def fingerprint(values: list[np.ndarray]) -> bytes:
         digest.update(f"{value.dtype.str}{value.shape}".encode())
         digest.update(np.ascontiguousarray(value))
     return digest.digest()
+
+
+class PackedStats(Mapping[str, Stats]):
+    """One layer's Stats in one array of floats: about a third of the memory of a dict of Stats, for
+    keeping the summaries of many thousands of layers once their values are dropped."""
+
+    __slots__ = ("_numbers", "_roles")
+
+    def __init__(self, stats: Mapping[str, Stats]) -> None:
+        roles = tuple(stats)
+        self._roles = _ROLE_TUPLES.setdefault(roles, roles)  # most layers have the same roles: one tuple
+        self._numbers = array("d", [math.nan if x is None else x for s in stats.values() for x in s])
+
+    def __getitem__(self, role: str) -> Stats:
+        try:
+            i = self._roles.index(role) * _FIELDS
+        except ValueError:
+            raise KeyError(role) from None
+        size, nonfinite, *floats = self._numbers[i : i + _FIELDS]
+        return Stats(int(size), int(nonfinite), *(None if math.isnan(x) else x for x in floats))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._roles)
+
+    def __len__(self) -> int:
+        return len(self._roles)
+
+
+_FIELDS = len(Stats._fields)
+_ROLE_TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}

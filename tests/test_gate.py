@@ -218,3 +218,26 @@ def test_baseline_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "baseline.json")
     result = run_cli("inspect", "--baseline", str(tmp_path / "baseline.json"), str(BUGGY))
     assert result.returncode == 2 and "baseline is not a file" in result.stderr
+
+
+def test_scan_of_more_models_than_open_files_allowed() -> None:
+    """Each model's files are closed once it is analysed: a registry scan is not limited by RLIMIT_NOFILE."""
+    import resource
+    import subprocess
+    import sys
+
+    models = len(json.loads(run_cli("inspect", str(FIXTURES), "--format", "json").stdout)["files"])
+    assert models > 50
+
+    def few_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (24, 24))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "bncheck", "inspect", str(FIXTURES), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=few_files,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert len(json.loads(result.stdout)["files"]) == models

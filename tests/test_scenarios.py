@@ -42,6 +42,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
         ("BN010", "dead/batch_normalization"),
         ("BN011", "mismatch/batch_normalization"),
     },
+    "tf1_no_step_plain_bn": each("BN002", ("bn_plain", "bn_scaled")),
     "tf2_custom_loop_no_training": each("BN002", ("bn1", "bn2")),
     "tf2_fit": set(),
     "tf2_keras2_fit": set(),
@@ -56,6 +57,7 @@ GRAPH_EXPECTED: dict[str, set[tuple[str, str]]] = {
     "tf1_keras_bn_in_graph": each("BN102") | each("BN103"),
     "tf1_saver_trainable_only": each("BN104"),
     "tf1_stats_trained_by_gradient": each("BN101") | each("BN105"),
+    "tf1_no_step_plain_bn": each("BN102", ("bn_plain", "bn_scaled")),
 }
 
 

@@ -249,7 +249,7 @@ class Bundle:
             if not 0 <= shard < self.num_shards:
                 raise FormatError(f"{self.index_path}: entry refers to shard {shard} of {self.num_shards}")
             if len(self._files) >= 64:  # many shards: do not hold a descriptor for each
-                self._close()
+                self.close()
             try:
                 stream = open(path, "rb", buffering=0)  # noqa: SIM115 (kept open for further reads)
             except OSError as exc:
@@ -257,7 +257,8 @@ class Bundle:
             self._files[shard] = (stream, os.fstat(stream.fileno()).st_size)
         return self._files[shard]
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Close the data files (a later read opens them again)."""
         for stream, _ in self._files.values():
             stream.close()
         self._files.clear()

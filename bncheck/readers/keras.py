@@ -172,7 +172,7 @@ def read_weights(h5: Any, shown: str, config: LayerConfig | None, fmt: str = "Ke
         walker.saveable(h5, config, Path(shown).name, (), top=True)
     except H5_ERRORS as exc:
         raise FormatError(f"{shown}: unreadable Keras weights file ({exc})") from None
-    checkpoint = Checkpoint(shown, fmt, walker.variables, hints=walker.hints, file=shown)
+    checkpoint = Checkpoint(shown, fmt, walker.variables, hints=walker.hints, file=shown, close=h5.close)
     checkpoint.notes.extend(walker.summary())
     _find_step(h5, checkpoint)
     return checkpoint

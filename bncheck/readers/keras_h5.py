@@ -67,7 +67,7 @@ def _read(h5: Any, shown: str) -> Checkpoint:
     for layer in layers.values():
         if layer.is_bn or OTHER_NORM.search(layer.class_name):
             hints[layer.name] = layer.hints()
-    checkpoint = Checkpoint(shown, fmt, variables, hints=hints, file=shown)
+    checkpoint = Checkpoint(shown, fmt, variables, hints=hints, file=shown, close=h5.close)
     _find_step(h5, checkpoint)
     return checkpoint
 

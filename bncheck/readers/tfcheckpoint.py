@@ -42,7 +42,9 @@ def read_checkpoint(prefix: str, shown_path: str, format_name: str | None = None
     else:
         variables = _name_variables(bundle)
         kind = "TF2 object-based checkpoint" if OBJECT_GRAPH_KEY in bundle else "TF1 name-based checkpoint"
-    checkpoint = Checkpoint(shown_path, format_name or kind, variables, problems=problems, file=bundle.index_path)
+    checkpoint = Checkpoint(
+        shown_path, format_name or kind, variables, problems=problems, file=bundle.index_path, close=bundle.close
+    )
     if not missing:
         _find_step(checkpoint)
     return checkpoint

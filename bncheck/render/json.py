@@ -1,12 +1,13 @@
 """Machine-readable report: ``{"version": 1, "files": [...], "summary": {...}}``.
 
-The names in it are a stable interface; fields may be added, never renamed.
+The names in it are a stable interface; fields may be added, never renamed. Indented like
+``json.dump(indent=2)``, except that every layer and every finding is one line.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Iterable
 from typing import IO, Any
 
 from ..model import BNLayer, Delta, DiffReport, Finding, LayerPair, Report, Stats, summarize, summarize_diff
@@ -41,7 +42,7 @@ def _stats(stats: Stats | None) -> dict[str, float | int | None] | None:
     return {"min": stats.min, "max": stats.max, "mean": stats.mean, "nonfinite": stats.nonfinite}
 
 
-def _codes_by_layer(report: Report) -> dict[str | None, set[str]]:
+def _codes_by_layer(report: Report | DiffReport) -> dict[str | None, set[str]]:
     """As ``report.codes(layer)`` for every layer, in one pass over the findings."""
     codes: dict[str | None, set[str]] = {}
     for finding in report.findings:
@@ -61,6 +62,7 @@ def finding_dict(f: Finding) -> dict[str, Any]:
 
 
 def as_dict(reports: list[Report]) -> dict[str, Any]:
+    """The report as JSON values; ``Rows`` stand for the long lists (layers, findings), made one item at a time."""
     return {
         "version": VERSION,
         "files": [
@@ -70,8 +72,8 @@ def as_dict(reports: list[Report]) -> dict[str, Any]:
                 "format": r.format,
                 "step": r.step,
                 "step_source": r.step_source,
-                "layers": [_layer(layer, codes) for codes in [_codes_by_layer(r)] for layer in r.layers],
-                "findings": [finding_dict(f) for f in r.findings],
+                "layers": Rows(_layer(layer, codes) for codes in [_codes_by_layer(r)] for layer in r.layers),
+                "findings": Rows(finding_dict(f) for f in r.findings),
                 "notes": r.notes,
                 "errors": r.errors,
             }
@@ -81,82 +83,40 @@ def as_dict(reports: list[Report]) -> dict[str, Any]:
     }
 
 
-def dumps(value: Any) -> str:
-    """``json.dumps(value, indent=2, allow_nan=False)``, byte for byte, 3x faster on large reports: below
-    Python 3.13 the stdlib encodes indented output in pure Python through a generator per nesting level."""
-    out: list[str] = []
-    _encode(value, out, "\n")
-    return "".join(out)
+class Rows:
+    """A JSON array written one compact item per line, each item made only when written: a model's
+    layers and findings can number tens of thousands, and neither their dicts nor their text are
+    ever all in memory."""
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self.items = items
 
 
-def dump(value: Any, stream: IO[str]) -> None:
-    """:func:`dumps` written to ``stream`` in pieces of about 64k tokens, so the text is never whole in memory."""
-    out: list[str] = []
-
-    def flush() -> None:
-        stream.write("".join(out))
-        out.clear()
-
-    _encode(value, out, "\n", flush)
-    flush()
+_compact = json.JSONEncoder(allow_nan=False, separators=(", ", ": ")).encode  # the C encoder (no indent)
 
 
-_string = json.encoder.encode_basestring_ascii
-
-
-def _scalar(value: Any) -> str | None:
-    """The text of a JSON scalar, in the stdlib's order of checks; None for a container or another type."""
-    if isinstance(value, str):
-        return _string(value)
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
-        return float.__repr__(value)
-    return None
-
-
-def _encode(value: Any, out: list[str], newline: str, flush: Callable[[], None] | None = None) -> None:
-    text = _scalar(value)
-    if text is not None:
-        out.append(text)
-    elif isinstance(value, (list, tuple)):
-        if not value:
-            out.append("[]")
-            return
-        inner = newline + "  "
-        out.append("[")
-        for i, item in enumerate(value):
-            out.append(inner if not i else "," + inner)
-            _encode(item, out, inner, flush)
-            if flush is not None and len(out) > 65_536:
-                flush()
-        out.append(newline + "]")
-    elif isinstance(value, dict):
-        if not value:
-            out.append("{}")
-            return
-        inner = newline + "  "
-        out.append("{")
+def dump(value: Any, stream: IO[str], pad: str = "") -> None:
+    """Write ``value`` (dicts with str keys) as ``json.dump(indent=2)`` would, except that ``Rows``
+    put one item per line."""
+    inner = pad + "  "
+    if isinstance(value, Rows):
+        opened = False
+        for item in value.items:
+            stream.write(("[\n" if not opened else ",\n") + inner + _compact(item))
+            opened = True
+        stream.write(f"\n{pad}]" if opened else "[]")
+    elif isinstance(value, dict) and value:
         for i, (key, item) in enumerate(value.items()):
-            if isinstance(key, str):
-                name = _string(key)
-            elif key is None or isinstance(key, (int, float)):
-                name = _string(_scalar(key) or "")
-            else:
-                raise TypeError(f"keys must be str, int, float, bool or None, not {key.__class__.__name__}")
-            out.append((inner if not i else "," + inner) + name + ": ")
-            _encode(item, out, inner, flush)
-        out.append(newline + "}")
+            stream.write(("{\n" if not i else ",\n") + inner + json.dumps(key) + ": ")
+            dump(item, stream, inner)
+        stream.write(f"\n{pad}}}")
+    elif isinstance(value, (list, tuple)) and value:
+        for i, item in enumerate(value):
+            stream.write(("[\n" if not i else ",\n") + inner)
+            dump(item, stream, inner)
+        stream.write(f"\n{pad}]")
     else:
-        raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
+        stream.write(json.dumps(value, allow_nan=False))
 
 
 def render(reports: list[Report], stream: IO[str], show_all: bool = False) -> None:
@@ -175,14 +135,14 @@ def _delta(delta: Delta) -> dict[str, Any]:
     }
 
 
-def _pair(pair: LayerPair, report: DiffReport) -> dict[str, Any]:
+def _pair(pair: LayerPair, codes: dict[str | None, set[str]]) -> dict[str, Any]:
     return {
         "name": pair.name,
         **{role: _delta(delta) for role, delta in pair.deltas.items()},
         "changed": pair.changed(),
         "variance_ratio": pair.variance_ratio,
         "bessel_n": pair.bessel,
-        "codes": report.codes(pair.name),
+        "codes": sorted(codes.get(pair.name, ())),
     }
 
 
@@ -195,9 +155,9 @@ def diff_as_dict(report: DiffReport) -> dict[str, Any]:
             side: {"format": r.format, "step": r.step, "step_source": r.step_source, "layers": len(r.layers)}
             for side, r in (("a", report.a), ("b", report.b))
         },
-        "layers": [_pair(pair, report) for pair in report.pairs],
+        "layers": Rows(_pair(pair, codes) for codes in [_codes_by_layer(report)] for pair in report.pairs),
         "unpaired": {"a": report.only_a, "b": report.only_b},
-        "findings": [finding_dict(f) for f in report.findings],
+        "findings": Rows(finding_dict(f) for f in report.findings),
         "notes": report.notes,
         "errors": report.errors,
         "summary": summarize_diff(report),
@@ -205,5 +165,5 @@ def diff_as_dict(report: DiffReport) -> dict[str, Any]:
 
 
 def render_diff(report: DiffReport, stream: IO[str], show_all: bool = False) -> None:
-    json.dump(diff_as_dict(report), stream, indent=2, allow_nan=False)
+    dump(diff_as_dict(report), stream)
     stream.write("\n")

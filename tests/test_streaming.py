@@ -1,0 +1,86 @@
+"""The CLI's streamed analysis (a chunk of layers loaded at a time, values dropped, Stats packed)
+judges and summarises exactly as the kept-values analysis of the Python API does."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from bncheck import analysis
+from bncheck.config import Settings
+from bncheck.model import Report, Stats
+from bncheck.readers import open_with_graph
+from bncheck.summary import PackedStats, summarise
+
+from .conftest import FIXTURES, SCENARIOS
+
+
+def _analyse(name: str, keep_values: bool) -> Report:
+    return analysis.analyse(open_with_graph(str(FIXTURES / name)), Settings(), keep_values=keep_values)
+
+
+def _findings(report: Report) -> list[tuple[str, str | None, str, str]]:
+    return [(f.code, f.layer, f.severity.label, f.message) for f in report.findings]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_one_layer_per_chunk_without_values_finds_the_same(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    kept = _analyse(name, keep_values=True)
+    monkeypatch.setattr(analysis, "CHUNK_ELEMENTS", 1)  # every layer its own chunk: evidence must read ahead
+    streamed = _analyse(name, keep_values=False)
+    assert _findings(streamed) == _findings(kept)
+    assert streamed.errors == kept.errors
+    for a, b in zip(streamed.layers, kept.layers, strict=True):
+        assert not a.values and isinstance(a.stats, PackedStats)
+        assert dict(a.stats) == dict(b.stats), a.name
+        assert set(b.stats) == set(b.values) and a.fingerprint == b.fingerprint
+
+
+def test_evidence_from_a_layer_further_on() -> None:
+    """bn_plain has no gamma/beta and the file no step: only bn_scaled, after it, shows training."""
+    for keep_values in (True, False):
+        report = _analyse("tf1_no_step_plain_bn", keep_values)
+        (finding,) = [f for f in report.findings if f.code == "BN002" and f.layer == "bn_plain"]
+        assert "yet the model trained (gamma/beta moved in 1 other layer(s), e.g. bn_scaled)" in finding.message
+
+
+arrays = hnp.arrays(
+    st.sampled_from([np.float16, np.float32, np.float64, np.int32, np.uint8]),
+    hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=6),
+    elements={"allow_subnormal": False},
+)
+
+
+@given(st.lists(arrays, max_size=6))
+def test_summaries_are_those_of_numpy(values: list[np.ndarray]) -> None:
+    for value, stats in zip(values, summarise(values), strict=True):
+        flat = value.astype(np.float64).ravel()
+        finite = flat[np.isfinite(flat)]
+        assert (stats.size, stats.nonfinite) == (flat.size, flat.size - finite.size)
+        if finite.size:
+            assert (stats.min, stats.max) == (finite.min(), finite.max())
+            # the same sum up to its order (numpy's reduce sums pairwise, reduceat in sequence)
+            scale = float(np.abs(finite).max())
+            assert math.isclose(
+                stats.mean, float(np.add.reduce(finite)) / finite.size, rel_tol=1e-12, abs_tol=1e-12 * scale
+            )
+        else:
+            assert stats.min is stats.max is stats.mean is None
+
+
+numbers = st.floats(allow_nan=False) | st.none()  # None is kept as NaN, which a min/max/mean never is
+roles = st.sampled_from(["gamma", "beta", "moving_mean", "moving_variance", "renorm_mean"])
+
+
+@given(
+    st.dictionaries(roles, st.builds(Stats, st.integers(0, 2**40), st.integers(0, 2**40), numbers, numbers, numbers))
+)
+def test_packed_stats_give_back_what_was_packed(stats: dict[str, Stats]) -> None:
+    packed = PackedStats(stats)
+    assert dict(packed) == stats and list(packed) == list(stats) and len(packed) == len(stats)
+    assert packed.get("moving_stddev") is None
