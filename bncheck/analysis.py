@@ -66,7 +66,7 @@ def analyse(checkpoint: Checkpoint, settings: Settings, keep_values: bool = True
     context = Context(step, checkpoint.step_source, settings.thresholds, checkpoint.graph, evidence)
     wanted = [rule for code, rule in RULES.items() if rule.kind == "inspect" and settings.wants(code)]
     found = []
-    layer_rules = [rule for rule in wanted if rule.per_layer]
+    layer_rules = [rule for rule in wanted if rule.per_layer and (checkpoint.graph or not rule.needs_graph)]
     try:
         for chunk in _chunks(report.layers):
             if readable:

@@ -75,8 +75,14 @@ class PackedStats(Mapping[str, Stats]):
             i = self._roles.index(role) * _FIELDS
         except ValueError:
             raise KeyError(role) from None
-        size, nonfinite, *floats = self._numbers[i : i + _FIELDS]
-        return Stats(int(size), int(nonfinite), *(None if math.isnan(x) else x for x in floats))
+        size, nonfinite, low, high, mean = self._numbers[i : i + _FIELDS]
+        return Stats(  # NaN stands for None (x != x only for NaN)
+            int(size),
+            int(nonfinite),
+            None if low != low else low,
+            None if high != high else high,
+            None if mean != mean else mean,
+        )
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._roles)

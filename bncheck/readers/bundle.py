@@ -225,15 +225,20 @@ class Bundle:
         raw = self._undecoded.get(row)
         if raw is not None:
             return _from_proto(self._parse(pb.BundleEntryProto, raw, f"entry of {name!r}"))
-        shard, offset, size, crc, dtype = self._numbers[5 * row : 5 * row + 5]
-        return Entry(dtype, self._shape_column[row], shard, offset, size, crc)
+        numbers, i = self._numbers, 5 * row
+        return Entry(
+            numbers[i + 4], self._shape_column[row], numbers[i], numbers[i + 1], numbers[i + 2], numbers[i + 3]
+        )
 
     def info(self, name: str) -> TensorInfo:
-        entry = self._entry(name)
-        code = entry.dtype
+        row = self._rows[name]
+        if row in self._undecoded:
+            entry = self._entry(name)
+            code, shape, sliced = entry.dtype, self._shapes.setdefault(entry.shape, entry.shape), len(entry.slices) > 0
+        else:
+            code, shape, sliced = self._numbers[5 * row + 4], self._shape_column[row], False
         dtype = DTYPES[code][0] if code in DTYPES else "string" if code == pb.DT_STRING else f"DataType {code}"
-        shape = self._shapes.setdefault(entry.shape, entry.shape)
-        return TensorInfo(name, dtype, shape, len(entry.slices) > 0)
+        return TensorInfo(name, dtype, shape, sliced)
 
     def shard_path(self, shard: int) -> str:
         return f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}"

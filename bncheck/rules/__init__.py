@@ -57,6 +57,7 @@ class Rule:
     check: Callable[..., Iterable[Hit]]  # (BNLayer | list[BNLayer], Context) or (DiffReport, DiffContext)
     kind: str = "inspect"  # "inspect" rules judge one model, "diff" rules two (bncheck diff)
     per_layer: bool = False  # the check takes one layer, with its values (else all layers, Stats only)
+    needs_graph: bool = False  # finds nothing without a training graph (not run then)
 
     @property
     def doc(self) -> str:
@@ -74,11 +75,13 @@ class Rule:
 RULES: dict[str, Rule] = {}
 
 
-def rule(code: str, name: str, severity: Severity, summary: str, fix: str, kind: str = "inspect") -> Callable:
+def rule(
+    code: str, name: str, severity: Severity, summary: str, fix: str, kind: str = "inspect", needs_graph: bool = False
+) -> Callable:
     """Register the decorated check function as rule ``code``."""
 
     def register(check: Callable[..., Iterable[Hit]]) -> Callable:
-        RULES[code] = Rule(code, name, severity, summary, fix, check, kind, check in _PER_LAYER)
+        RULES[code] = Rule(code, name, severity, summary, fix, check, kind, check in _PER_LAYER, needs_graph)
         return check
 
     return register

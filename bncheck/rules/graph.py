@@ -21,6 +21,7 @@ def _hits(code: str, layer: BNLayer, context: Context) -> Iterator[Hit]:
     Severity.ERROR,
     "the training graph has no moving-average update ops for the layer",
     "build the layer in training mode while training (training=True; no set_learning_phase(0) before building)",
+    needs_graph=True,
 )
 @per_layer
 def no_update_ops(layer: BNLayer, context: Context) -> Iterator[Hit]:
@@ -49,6 +50,7 @@ def no_update_ops(layer: BNLayer, context: Context) -> Iterator[Hit]:
     Severity.ERROR,
     "update ops exist but no train op depends on them",
     "make the train op depend on the update ops (control_dependencies(UPDATE_OPS) around minimize)",
+    needs_graph=True,
 )
 @per_layer
 def update_ops_not_run(layer: BNLayer, context: Context) -> Iterator[Hit]:
@@ -79,6 +81,7 @@ def update_ops_not_run(layer: BNLayer, context: Context) -> Iterator[Hit]:
     Severity.WARNING,
     "update ops neither in UPDATE_OPS nor run (tf.keras layer in a TF1 graph)",
     "add the layer's updates (model.updates / layer.updates) to the train op's control dependencies",
+    needs_graph=True,
 )
 @per_layer
 def update_ops_not_collected(layer: BNLayer, context: Context) -> Iterator[Hit]:
@@ -108,6 +111,7 @@ def update_ops_not_collected(layer: BNLayer, context: Context) -> Iterator[Hit]:
     Severity.ERROR,
     "the graph's Saver does not save the moving statistics",
     "save all variables: Saver() or Saver(tf.global_variables()), not Saver(tf.trainable_variables())",
+    needs_graph=True,
 )
 @per_layer
 def saver_drops_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
@@ -136,6 +140,7 @@ def saver_drops_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
     Severity.WARNING,
     "moving statistics are in the trainable_variables collection",
     "keep moving_mean/moving_variance out of TRAINABLE_VARIABLES and out of the optimizer's var_list",
+    needs_graph=True,
 )
 @per_layer
 def stats_marked_trainable(layer: BNLayer, context: Context) -> Iterator[Hit]:
