@@ -25,6 +25,7 @@ RSS (``ru_maxrss`` from ``os.wait4``) are per whole process. The tools:
 from __future__ import annotations
 
 import argparse
+import compileall
 import datetime
 import os
 import platform
@@ -270,6 +271,34 @@ def _mb(value: float) -> str:
     return f"{value / 2**20:.0f}"
 
 
+def targets(help_tool: Tool, table: list[tuple[Input, list[Tool]]]) -> list[str]:
+    """Each target of issue 7 with what was measured, and whether it is met."""
+    by_label = {spec.label: tools for spec, tools in table}
+    resnet = by_label["ResNet-152 TF2 checkpoint"]
+    ratio = resnet[3].wall / resnet[0].wall
+    ours = [tool for _, tools in table for tool in tools if tool.label.startswith("bncheck")]
+    biggest = max(ours, key=lambda tool: tool.rss)
+    slowest_80k = max(by_label["TF1 80,000 BN variables"][:2], key=lambda tool: tool.wall)
+    rows = [
+        ("ResNet-152 checkpoint: bncheck at least 10x faster than the TF script", f"{ratio:.1f}x", ratio >= 10),
+        ("ResNet-152 checkpoint: at most 0.35 s", f"{resnet[0].wall:.3f} s", resnet[0].wall <= 0.35),
+        *(
+            (
+                f"{label}: at most 0.5 s (table and json)",
+                f"{max(t.wall for t in tools[:2]):.3f} s",
+                max(t.wall for t in tools[:2]) <= 0.5,
+            )
+            for label, tools in by_label.items()
+            if label.startswith("ResNet-152 .")
+        ),
+        ("peak RSS under 100 MB, every input (table and json)", f"{_mb(biggest.rss)} MB", biggest.rss < 100 * 2**20),
+        ("80,000 variables: at most 2 s (table and json)", f"{slowest_80k.wall:.3f} s", slowest_80k.wall <= 2),
+        ("`bncheck --help`: at most 0.25 s", f"{help_tool.wall:.3f} s", help_tool.wall <= 0.25),
+    ]
+    lines = ["| target | measured | met |", "|---|---:|---|"]
+    return lines + [f"| {what} | {measured} | {'yes' if ok else '**no**'} |" for what, measured, ok in rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=5, help="timed repetitions (median reported; default 5)")
@@ -281,6 +310,9 @@ def main() -> None:
     if args.generate:
         return
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", NO_COLOR="1")
+    # bncheck's bytecode, as `pip install` leaves it: an editable install under PYTHONDONTWRITEBYTECODE
+    # would otherwise compile every module in every timed run
+    compileall.compile_dir(str(HERE.parent / "bncheck"), quiet=1)
     help_tool = Tool("bncheck --help", [str(Path(sys.executable).with_name("bncheck")), "--help"])
     python_tool = Tool("python -c pass", [sys.executable, "-c", "pass"])
     table = [(spec, tools_for(spec)) for spec in INPUTS]
@@ -317,6 +349,7 @@ def main() -> None:
         slope = f"{1000 * (tool.wall - previous[1]) / ((count - previous[0]) / 1000):.1f}" if previous else ""
         out.append(f"| {count:,} | {tool.wall:.3f} | {_mb(tool.rss)} | {slope} |")
         previous = (count, tool.wall)
+    out += ["", "Targets (issue 7), from the medians above:", "", *targets(help_tool, table)]
     out += ["", "Inputs:", "", "| input | files (MiB) | tensors | BN values (MiB) |", "|---|---:|---:|---:|"]
     out += [describe(spec) for spec in INPUTS]
     report = "\n".join(out)
@@ -329,7 +362,8 @@ def main() -> None:
         f"Reproduce: `{command}` (from the repository root, in the venv with the `test` extras).\n"
         f"Medians of {args.runs} whole-process runs per tool, tools alternating within each repetition, after one "
         "untimed warm-up round (warm page cache). Peak RSS is `ru_maxrss` of the process. Output goes to a pipe "
-        "(`/dev/null`); `NO_COLOR=1`, `TF_CPP_MIN_LOG_LEVEL=2`.\n\n"
+        "(`/dev/null`); `NO_COLOR=1`, `TF_CPP_MIN_LOG_LEVEL=2`; bncheck's modules byte-compiled first, as "
+        "`pip install` leaves them.\n\n"
         + "\n".join(machine())
         + f"\n- load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f}\n\n"
         + report

@@ -73,3 +73,26 @@ def test_format_does_not_change_the_exit_status() -> None:
         fmt: run_cli("inspect", "--format", fmt, BUGGY).returncode for fmt in ("table", "json", "sarif", "github")
     }
     assert set(statuses.values()) == {1}
+
+
+def test_long_tables_print_in_pieces_that_read_as_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--all on many layers prints the table ROWS_PER_TABLE rows at a time; the text is that of one table."""
+    import io
+
+    import bncheck
+    from bncheck.render import table
+
+    report = bncheck.inspect(str(FIXTURES / "tf1_many_vars"))
+    diff = bncheck.diff(str(FIXTURES / "diff" / "no_updates" / "a"), str(FIXTURES / "diff" / "no_updates" / "b"))
+
+    def texts() -> tuple[str, str]:
+        out, out_diff = io.StringIO(), io.StringIO()
+        table.render([report], out, show_all=True)
+        table.render_diff(diff, out_diff, show_all=True)
+        return out.getvalue(), out_diff.getvalue()
+
+    monkeypatch.setattr(table, "ROWS_PER_TABLE", 10**9)
+    whole = texts()
+    monkeypatch.setattr(table, "ROWS_PER_TABLE", 7)
+    assert texts() == whole
+    assert sum(" gbmv " in line for line in whole[0].splitlines()) == len(report.layers) == 2000  # a row each

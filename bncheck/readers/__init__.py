@@ -135,7 +135,7 @@ def open_with_graph(path: str, meta: str | None = None, graph: bool = True) -> C
     """:func:`open_model`, plus the training graph: ``meta`` if given, else one found beside
     the checkpoint (``<prefix>.meta``, a TF1 SavedModel's "train" meta graph); none if not ``graph``."""
     checkpoint = open_model(path)
-    if graph:
+    if graph and (meta is not None or (checkpoint.file or "").endswith(".index")):  # else no graph beside it
         from .metagraph import attach_graph
 
         attach_graph(checkpoint, meta)

@@ -231,15 +231,17 @@ class _Walker:
                 self.container(child, None, key, trail)
 
     def layer(self, vars_group: Any, name: str, key: str, config: LayerConfig | None) -> None:
-        values = datasets(vars_group)
-        roles: list[str | None] = []
         if config is not None:
             self.hints[name] = config.hints()
-            if config.is_bn:
-                roles = list(config.bn_roles())
-                if len(roles) != len(values):
-                    self.mismatched.append(f"{name} ({len(values)} variables, config says {len(roles)})")
-                    roles = []
+            if not config.is_bn:
+                return  # the config says what it is: its variables are no BN variables (and h5py calls are slow)
+        values = datasets(vars_group)
+        roles: list[str | None] = []
+        if config is not None:  # a BatchNormalization
+            roles = list(config.bn_roles())
+            if len(roles) != len(values):
+                self.mismatched.append(f"{name} ({len(values)} variables, config says {len(roles)})")
+                roles = []
         elif (_BN_GROUP.match(key) or BN_NAME.search(name)) and _same_vectors(values):
             roles = _roles_without_config(len(values))
             if len(values) in self.ambiguous:

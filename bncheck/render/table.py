@@ -8,6 +8,7 @@ findings into one line unless ``show_all``.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterable
 from itertools import groupby
 from typing import IO
 
@@ -22,6 +23,7 @@ from ..rules import RULES
 STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 COLLAPSE_ABOVE = 40  # layers; beyond this, healthy layers are folded into one line
 FINDINGS_PER_RULE = 8
+ROWS_PER_TABLE = 500  # a longer table is printed in pieces (see _print_table)
 _VARS = (("gamma", "g"), ("beta", "b"), ("moving_mean", "m"), ("moving_variance", "v"))
 
 
@@ -63,24 +65,46 @@ def _codes(cells: dict[str | None, Text], layer: BNLayer | LayerPair) -> Text:
     return Text("ok", style="green") if cell is None else cell
 
 
-def _skeleton(names: list[str], fixed: dict[str, int], width: int, right_aligned: tuple[str, ...] = ()) -> Table:
-    """A table whose columns have the ``fixed`` widths; the layer name gets the rest of ``width`` and folds."""
-    name_width = max(12, min(max(map(len, names)), width - sum(fixed.values()) - 2 * len(fixed)))
-    table = Table(
-        box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), show_edge=False, pad_edge=False, expand=False, header_style="bold"
-    )
-    table.add_column("layer", overflow="fold", width=name_width)
-    for column, column_width in fixed.items():
-        justify = "right" if column in right_aligned else "left"
-        table.add_column(column, overflow="fold", width=column_width, justify=justify)
-    return table
+def _print_table(
+    console: Console,
+    names: list[str],
+    fixed: dict[str, int],
+    rows: Iterable[tuple],
+    right_aligned: tuple[str, ...] = (),
+) -> None:
+    """Print ``rows`` as one table whose columns have the ``fixed`` widths; the layer name gets the rest
+    of the width and folds. Rich holds a whole table in memory, so a long one (``--all`` on 20,000
+    layers) goes out in pieces of ROWS_PER_TABLE rows under the one header: fixed widths line them up."""
+    name_width = max(12, min(max(map(len, names)), console.width - sum(fixed.values()) - 2 * len(fixed)))
+    table = None
+    for number, row in enumerate(rows):
+        if table is None:
+            table = Table(
+                box=box.SIMPLE_HEAD,
+                padding=(0, 0, 0, 1),
+                show_edge=False,
+                pad_edge=False,
+                expand=False,
+                header_style="bold",
+                show_header=not number,
+            )
+            table.add_column("layer", overflow="fold", width=name_width)
+            for column, column_width in fixed.items():
+                justify = "right" if column in right_aligned else "left"
+                table.add_column(column, overflow="fold", width=column_width, justify=justify)
+        table.add_row(*row)
+        if table.row_count == ROWS_PER_TABLE:
+            console.print(table)
+            table = None
+    if table is not None:
+        console.print(table)
 
 
-def _layer_table(report: Report, show_all: bool, width: int) -> tuple[Table, int]:
-    """The per-layer table, and how many healthy layers it leaves out.
+def _layer_table(console: Console, report: Report, show_all: bool) -> int:
+    """Print the per-layer table; return how many healthy layers it leaves out.
 
-    Every column but the layer name has a fixed width; the name gets the rest of
-    ``width`` and folds, so codes are never cut off, even at 80 columns.
+    Every column but the layer name has a fixed width; the name gets the rest of the
+    width and folds, so codes are never cut off, even at 80 columns.
     """
     cells = _all_codes(report)
     fixed = {
@@ -90,26 +114,19 @@ def _layer_table(report: Report, show_all: bool, width: int) -> tuple[Table, int
         "moving_variance": 15,
         "codes": max([5, *(len(cells[layer.name]) for layer in report.layers if layer.name in cells)]),  # "ok" < 5
     }
-    table = _skeleton([layer.name for layer in report.layers], fixed, width, right_aligned=("ch",))
     flagged = {f.layer for f in report.findings}
     collapse = not show_all and len(report.layers) > COLLAPSE_ABOVE
-    hidden = 0
-    for layer in report.layers:
-        if collapse and layer.name not in flagged:
-            hidden += 1
-            continue
+    shown = [layer for layer in report.layers if not collapse or layer.name in flagged]
+
+    def row(layer: BNLayer) -> tuple:
         present = "".join(letter if role in layer.variables else "-" for role, letter in _VARS)
         if layer.hints.frozen:
             present += " frozen"
-        table.add_row(
-            layer.name,
-            str(layer.channels or "?"),
-            present,
-            _stats(layer, "moving_mean", 0.0),
-            _stats(layer, "moving_variance", 1.0),
-            _codes(cells, layer),
-        )
-    return table, hidden
+        moving = (_stats(layer, "moving_mean", 0.0), _stats(layer, "moving_variance", 1.0))
+        return (layer.name, str(layer.channels or "?"), present, *moving, _codes(cells, layer))
+
+    _print_table(console, [layer.name for layer in report.layers], fixed, map(row, shown), right_aligned=("ch",))
+    return len(report.layers) - len(shown)
 
 
 def _header(report: Report) -> Text:
@@ -184,9 +201,7 @@ def render(reports: list[Report], stream: IO[str], show_all: bool = False) -> No
     for report in reports:
         _source(console, report)
         if report.layers:
-            table, hidden = _layer_table(report, show_all, console.width)
-            if table.row_count:
-                console.print(table)
+            hidden = _layer_table(console, report, show_all)
             if hidden:
                 console.print(Text(f"... {hidden} layers without findings (--all lists them)", style="dim"))
             console.print(Text("vars: g gamma, b beta, m moving_mean, v moving_variance; - missing", style="dim"))
@@ -230,23 +245,21 @@ def _delta_cell(pair: LayerPair, role: str) -> Text:
     return Text(f"{within}{_number(delta.max_abs)}\n{within}{relative}", style="yellow" if delta.changed else "dim")
 
 
-def _diff_table(report: DiffReport, show_all: bool, width: int) -> tuple[Table, int]:
-    """One row per paired layer; identical rows are one dim line, changed ones two highlighted."""
+def _diff_table(console: Console, report: DiffReport, show_all: bool) -> int:
+    """Print one row per paired layer (identical rows one dim line, changed ones two highlighted);
+    return how many identical layers without findings it leaves out."""
     cells = _all_codes(report)
-    codes = {pair.name: _codes(cells, pair) for pair in report.pairs}
     fixed = {label: 9 for _, label in _DIFF_COLUMNS} | {"codes": 5}  # one code a line: rows are 2 lines anyway
-    table = _skeleton([pair.name for pair in report.pairs], fixed, width)
     flagged = {f.layer for f in report.findings}
     collapse = not show_all and len(report.pairs) > COLLAPSE_ABOVE
-    hidden = 0
-    for pair in report.pairs:
-        changed = bool(pair.changed())
-        if collapse and not changed and pair.name not in flagged:
-            hidden += 1
-            continue
-        name = Text(pair.name, style="bold" if changed else "dim")
-        table.add_row(name, *(_delta_cell(pair, role) for role, _ in _DIFF_COLUMNS), codes[pair.name])
-    return table, hidden
+    shown = [pair for pair in report.pairs if not collapse or pair.changed() or pair.name in flagged]
+
+    def row(pair: LayerPair) -> tuple:
+        name = Text(pair.name, style="bold" if pair.changed() else "dim")
+        return (name, *(_delta_cell(pair, role) for role, _ in _DIFF_COLUMNS), _codes(cells, pair))
+
+    _print_table(console, [pair.name for pair in report.pairs], fixed, map(row, shown))
+    return len(report.pairs) - len(shown)
 
 
 def render_diff(report: DiffReport, stream: IO[str], show_all: bool = False) -> None:
@@ -254,9 +267,7 @@ def render_diff(report: DiffReport, stream: IO[str], show_all: bool = False) -> 
     for side, side_report in (("A", report.a), ("B", report.b)):
         _source(console, side_report, f"{side} ")
     if report.pairs:
-        table, hidden = _diff_table(report, show_all, console.width)
-        if table.row_count:
-            console.print(table)
+        hidden = _diff_table(console, report, show_all)
         if hidden:
             console.print(Text(f"... {hidden} identical layers without findings (--all lists them)", style="dim"))
         console.print(Text(_DIFF_LEGEND, style="dim"))
