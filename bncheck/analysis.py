@@ -1,9 +1,10 @@
 """Run the selected rules over the BN layers of a model -> :class:`Report`.
 
 Values are loaded a chunk of layers at a time: summarised (:class:`~bncheck.model.Stats`),
-checked by the per-layer rules and, unless the caller keeps them, dropped again, so memory
-holds one chunk of values whatever the size of the model. The model-wide rules see the
-Stats of every layer.
+checked by the per-layer rules that need them and, unless the caller keeps them, dropped
+again, so memory holds one chunk of values whatever the size of the model. The rules that
+need every layer (the model-wide ones, and those asking whether the model trained at all)
+run afterwards, on the Stats.
 """
 
 from __future__ import annotations
@@ -44,45 +45,44 @@ def read_layers(checkpoint: Checkpoint, load: bool = True) -> Report:
             "they may be BN layers that use batch statistics only, or another normalisation: not checked"
         )
     if load and not checkpoint.problems:
-        try:
-            for chunk in _chunks(report.layers):
-                load_values(chunk, report)
-        finally:
-            checkpoint.close()
+        for chunk in _chunks(report.layers):
+            load_values(chunk, report)
     return report
 
 
 def analyse(checkpoint: Checkpoint, settings: Settings, keep_values: bool = True) -> Report:
     """Read the BN layers, run the selected inspect rules; ``keep_values=False`` keeps only the Stats."""
     report = read_layers(checkpoint, load=False)
-    readable = not checkpoint.problems
     counts_steps = checkpoint.step_source is not None and not checkpoint.step_source.endswith("save_counter")
     step = checkpoint.step if counts_steps else None  # save_counter counts saves, not updates
 
     @cache
     def evidence() -> str | None:
-        return _training_evidence(step, checkpoint.step_source, report, readable, keep_values)
+        return _training_evidence(step, checkpoint.step_source, report.layers)
 
     context = Context(step, checkpoint.step_source, settings.thresholds, checkpoint.graph, evidence)
     wanted = [rule for code, rule in RULES.items() if rule.kind == "inspect" and settings.wants(code)]
+    wanted = [rule for rule in wanted if checkpoint.graph or not rule.needs_graph]
+    # Per-layer rules on Stats alone wait for every layer only when they may need the evidence of all
+    # layers; a step count answers whether the model trained (the usual case): then they run at once.
+    streamed = [rule for rule in wanted if rule.per_layer and (rule.needs_values or step)]
     found = []
-    layer_rules = [rule for rule in wanted if rule.per_layer and (checkpoint.graph or not rule.needs_graph)]
-    try:
-        for chunk in _chunks(report.layers):
-            if readable:
-                load_values(chunk, report)
+    for chunk in _chunks(report.layers):
+        if not checkpoint.problems:
+            load_values(chunk, report)
+        for layer in chunk:
+            for rule in streamed:
+                found.extend(rule.run(layer, context))
+        if not keep_values:
             for layer in chunk:
-                for rule in layer_rules:
-                    found.extend(rule.run(layer, context))
-            if not keep_values:
-                for layer in chunk:
-                    layer.values = NOTHING
-                    layer.stats = PackedStats(layer.stats)
-    finally:
-        checkpoint.close()  # a directory of a thousand models must not hold a thousand open files
-    for rule in wanted:
+                layer.values = NOTHING
+                layer.stats = PackedStats(layer.stats)
+    for rule in wanted:  # the rules that need every layer summarised
         if not rule.per_layer:
             found.extend(rule.run(report.layers, context))
+        elif rule not in streamed:
+            for layer in report.layers:
+                found.extend(rule.run(layer, context))
     paths = (checkpoint.path, checkpoint.file or checkpoint.path)
     report.findings = [f for f in found if not settings.ignored_at(f.code, paths, f.layer)]
     order = {layer.name: i for i, layer in enumerate(report.layers)}
@@ -105,8 +105,7 @@ def _chunks(layers: list[BNLayer]) -> Iterator[list[BNLayer]]:
 
 
 def load_values(layers: list[BNLayer], report: Report) -> None:
-    """Load and summarise the values of ``layers`` not loaded yet; a layer that fails is unreadable, its error
-    reported once."""
+    """Load and summarise the values of ``layers`` not loaded yet; a layer that fails is unreadable."""
     loaded = []
     for layer in layers:
         if layer.values or layer.unreadable is not None:
@@ -135,19 +134,11 @@ def load_values(layers: list[BNLayer], report: Report) -> None:
             layer.fingerprint = fingerprint(statistics)
 
 
-def _training_evidence(step: int | None, source: str | None, report: Report, load: bool, keep: bool) -> str | None:
-    """Why we believe the model was trained at all: a step count, or gamma/beta that moved in some layer
-    (``load``: layers not read yet are read for it, their values dropped again unless ``keep``)."""
+def _training_evidence(step: int | None, source: str | None, layers: list[BNLayer]) -> str | None:
+    """Why we believe the model was trained at all: a step count, or gamma/beta that moved in some layer."""
     if step:
         return f"{source} = {step}"
-    moved = []
-    for layer in report.layers:
-        if load and not layer.stats and layer.unreadable is None:
-            load_values([layer], report)
-            if not keep:
-                layer.values = NOTHING
-        if any(at_initial(layer, role) is False for role in ("gamma", "beta")):  # NaN counts as moved
-            moved.append(layer.name)
-    if moved:
+    moved = [layer.name for layer in layers if any(at_initial(layer, role) is False for role in ("gamma", "beta"))]
+    if moved:  # (at_initial is False for NaN too: a NaN moved)
         return f"gamma/beta moved in {len(moved)} other layer(s), e.g. {moved[0]}"
     return None

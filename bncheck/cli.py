@@ -156,7 +156,11 @@ def inspect(
             sys.exit(2)
         for model in models:
             try:
-                reports.append(analyse(open_with_graph(model, meta, not no_graph), settings, keep_values=False))
+                checkpoint = open_with_graph(model, meta, not no_graph)
+                try:
+                    reports.append(analyse(checkpoint, settings, keep_values=False))
+                finally:
+                    checkpoint.close()  # a scan of a thousand models must not hold a thousand open files
             except BncheckError as exc:
                 reports.append(Report(model, "unreadable", errors=[str(exc)]))
     apply_baseline(reports, known)
@@ -216,7 +220,12 @@ def diff(
     thresholds = tuple(f"{name}={value!r}" for name, value in options.items() if value is not None)
     try:
         settings = _settings(config, fail_on, select, ignore, thresholds, ())
-        report = compare(open_model(a), open_model(b), settings, frozen)
+        checkpoints = open_model(a), open_model(b)
+        try:
+            report = compare(*checkpoints, settings, frozen)
+        finally:
+            for checkpoint in checkpoints:
+                checkpoint.close()
     except BncheckError as exc:
         click.echo(f"bncheck: error: {exc}", err=True)
         sys.exit(2)

@@ -22,20 +22,7 @@ def summarise(values: list[np.ndarray]) -> list[Stats]:
     """The Stats of each array (numeric), in order: min / max / mean over its finite elements."""
     filled = [value for value in values if value.size]  # reduceat cannot express an empty segment
     sizes = [value.size for value in filled]
-    lows = highs = sums = bad = []
-    if filled:
-        flat = np.concatenate([value.ravel() for value in filled], dtype=np.float64)
-        starts = np.cumsum([0, *sizes[:-1]])
-        finite = np.isfinite(flat)
-        if finite.all():
-            bad = [0] * len(filled)
-            sums = np.add.reduceat(flat, starts).tolist()
-        else:
-            bad = np.add.reduceat(~finite, starts).tolist()
-            sums = np.add.reduceat(np.where(finite, flat, 0.0), starts).tolist()
-            flat = np.where(finite, flat, np.nan)  # fmin/fmax skip NaN: min/max of the finite elements
-        lows = np.fmin.reduceat(flat, starts).tolist()
-        highs = np.fmax.reduceat(flat, starts).tolist()
+    bad, lows, highs, sums = _reductions(filled, sizes) if filled else ([], [], [], [])
     result, i = [], 0
     for value in values:
         if not value.size:
@@ -45,9 +32,29 @@ def summarise(values: list[np.ndarray]) -> list[Stats]:
         if nonfinite == size:
             result.append(Stats(size, nonfinite, None, None, None))
         else:
-            result.append(Stats(size, nonfinite, lows[i], highs[i], sums[i] / (size - nonfinite)))
+            mean = sums[i] / (size - nonfinite)
+            if math.isinf(mean):  # the sum overflowed (values near the float64 limit): divide first
+                flat = value.astype(np.float64).ravel()
+                mean = float(np.add.reduce(flat[np.isfinite(flat)] / (size - nonfinite)))
+            result.append(Stats(size, nonfinite, lows[i], highs[i], mean))
         i += 1
     return result
+
+
+@np.errstate(over="ignore")  # a sum that overflows is redone by summarise
+def _reductions(filled: list[np.ndarray], sizes: list[int]) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Per array: non-finite count, min, max (NaN when none is finite) and sum of the finite elements."""
+    flat = np.concatenate([value.ravel() for value in filled], dtype=np.float64)
+    starts = np.cumsum([0, *sizes[:-1]])
+    finite = np.isfinite(flat)
+    if finite.all():
+        bad = [0] * len(filled)
+        sums = np.add.reduceat(flat, starts).tolist()
+    else:
+        bad = np.add.reduceat(~finite, starts).tolist()
+        sums = np.add.reduceat(np.where(finite, flat, 0.0), starts).tolist()
+        flat = np.where(finite, flat, np.nan)  # fmin/fmax skip NaN: min/max of the finite elements
+    return bad, np.fmin.reduceat(flat, starts).tolist(), np.fmax.reduceat(flat, starts).tolist(), sums
 
 
 def fingerprint(values: list[np.ndarray]) -> bytes:

@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 from bncheck import analysis
 from bncheck.config import Settings
-from bncheck.model import Report, Stats
+from bncheck.model import BNLayer, Report, Stats
 from bncheck.readers import open_with_graph
 from bncheck.summary import PackedStats, summarise
 
@@ -84,3 +84,74 @@ def test_packed_stats_give_back_what_was_packed(stats: dict[str, Stats]) -> None
     packed = PackedStats(stats)
     assert dict(packed) == stats and list(packed) == list(stats) and len(packed) == len(stats)
     assert packed.get("moving_stddev") is None
+
+
+def test_every_bn_tensor_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also when a rule asks whether the model trained at all (no step; tf1_untrained saves step 0)."""
+    from bncheck.readers.bundle import Bundle
+
+    reads: list[str] = []
+    original = Bundle.read
+    monkeypatch.setattr(Bundle, "read", lambda self, name: reads.append(name) or original(self, name))
+    monkeypatch.setattr(analysis, "CHUNK_ELEMENTS", 1)
+    for name in ("tf1_untrained", "tf1_no_step_plain_bn"):
+        reads.clear()
+        report = _analyse(name, keep_values=False)
+        bn = [variable.key for layer in report.layers for variable in layer.variables.values()]
+        assert sorted(reads) == sorted([*bn, *(["global_step"] if name == "tf1_untrained" else [])]), name
+
+
+def test_multi_file_json_gives_each_file_its_own_layers() -> None:
+    import json
+
+    from .conftest import run_cli
+
+    names = ["tf1_correct", "tf1_untrained", "tf1_slim_names"]
+    result = run_cli("inspect", *(str(FIXTURES / name) for name in names), "--format", "json")
+    for name, file in zip(names, json.loads(result.stdout)["files"], strict=True):
+        report = _analyse(name, keep_values=True)
+        assert [layer["name"] for layer in file["layers"]] == [layer.name for layer in report.layers]
+        for layer, ours in zip(file["layers"], report.layers, strict=True):
+            for role, variable in layer["variables"].items():
+                stats = ours.stats[role]
+                assert variable["stats"] == {"min": stats.min, "max": stats.max, "mean": stats.mean, "nonfinite": 0}
+
+
+def test_api_leaves_files_open_for_later_loads() -> None:
+    """bncheck.inspect() keeps the model readable (the CLI closes each model's files after it)."""
+    import bncheck
+
+    for name in ("keras/k3_fit/model.keras", "keras/tfk_fit/model.h5", "tf1_correct"):
+        report = bncheck.inspect(str(FIXTURES / name))
+        variable = report.layers[0].variables["moving_mean"]
+        assert np.array_equal(variable.load(), report.layers[0].values["moving_mean"]), name
+
+
+def _layer(**values: np.ndarray) -> BNLayer:
+    layer = BNLayer("bn", {})
+    layer.values = values
+    layer.stats = dict(zip(values, summarise(list(values.values())), strict=True))
+    return layer
+
+
+@pytest.mark.parametrize(
+    ("variance", "message"),
+    [
+        ([-np.inf, 0.5, 1.0], "negative in 1 of 3 channels (min -inf)"),
+        ([-np.inf, 0.0, 1.0], "negative in 1 of 3 channels (min -inf)"),
+        ([np.nan, -2.0, 1.0], "negative in 1 of 3 channels (min -2)"),
+        ([np.nan, 0.0, 1.0], "exactly 0 in 1 of 3 channels"),
+        ([np.nan, np.inf, 1.0], None),
+    ],
+)
+def test_negative_variance_including_infinity(variance: list[float], message: str | None) -> None:
+    from bncheck.rules import RULES, Context
+
+    layer = _layer(moving_mean=np.zeros(3, "float32"), moving_variance=np.array(variance, "float32"))
+    found = list(RULES["BN005"].run(layer, Context(None, None, Settings().thresholds)))
+    assert [f.message.removeprefix("moving_variance ") for f in found] == ([message] if message else [])
+
+
+def test_a_mean_whose_sum_overflows_is_still_the_mean() -> None:
+    (stats,) = summarise([np.array([1.5e308, 1.5e308, -1.0], "float64")])
+    assert stats.mean == pytest.approx(1e308) and math.isfinite(stats.mean)

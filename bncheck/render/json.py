@@ -7,7 +7,7 @@ The names in it are a stable interface; fields may be added, never renamed. Inde
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from ..model import BNLayer, Delta, DiffReport, Finding, LayerPair, Report, Stats, summarize, summarize_diff
@@ -42,6 +42,12 @@ def _stats(stats: Stats | None) -> dict[str, float | int | None] | None:
     return {"min": stats.min, "max": stats.max, "mean": stats.mean, "nonfinite": stats.nonfinite}
 
 
+def _layers(report: Report) -> Iterator[dict[str, Any]]:
+    codes = _codes_by_layer(report)
+    for layer in report.layers:
+        yield _layer(layer, codes)
+
+
 def _codes_by_layer(report: Report | DiffReport) -> dict[str | None, set[str]]:
     """As ``report.codes(layer)`` for every layer, in one pass over the findings."""
     codes: dict[str | None, set[str]] = {}
@@ -72,7 +78,7 @@ def as_dict(reports: list[Report]) -> dict[str, Any]:
                 "format": r.format,
                 "step": r.step,
                 "step_source": r.step_source,
-                "layers": Rows(_layer(layer, codes) for codes in [_codes_by_layer(r)] for layer in r.layers),
+                "layers": Rows(_layers(r)),
                 "findings": Rows(finding_dict(f) for f in r.findings),
                 "notes": r.notes,
                 "errors": r.errors,
@@ -146,6 +152,12 @@ def _pair(pair: LayerPair, codes: dict[str | None, set[str]]) -> dict[str, Any]:
     }
 
 
+def _pairs(report: DiffReport) -> Iterator[dict[str, Any]]:
+    codes = _codes_by_layer(report)
+    for pair in report.pairs:
+        yield _pair(pair, codes)
+
+
 def diff_as_dict(report: DiffReport) -> dict[str, Any]:
     return {
         "version": VERSION,
@@ -155,7 +167,7 @@ def diff_as_dict(report: DiffReport) -> dict[str, Any]:
             side: {"format": r.format, "step": r.step, "step_source": r.step_source, "layers": len(r.layers)}
             for side, r in (("a", report.a), ("b", report.b))
         },
-        "layers": Rows(_pair(pair, codes) for codes in [_codes_by_layer(report)] for pair in report.pairs),
+        "layers": Rows(_pairs(report)),
         "unpaired": {"a": report.only_a, "b": report.only_b},
         "findings": Rows(finding_dict(f) for f in report.findings),
         "notes": report.notes,

@@ -1,7 +1,8 @@
 """The rule catalogue: a registry of rules, each data plus a pure check function.
 
-A check receives one BN layer (``@per_layer``: values and their :class:`~bncheck.model.Stats`
-loaded) or all the BN layers of one model (Stats only), and a :class:`Context`
+A check receives one BN layer (``@per_layer``: its values and their
+:class:`~bncheck.model.Stats` loaded; ``@per_layer(values=False)``: Stats only, once every
+layer is summarised) or all the BN layers of one model (Stats only), and a :class:`Context`
 (``kind="inspect"``); or the paired layers of two models, a
 :class:`~bncheck.model.DiffReport`, and a :class:`DiffContext` (``kind="diff"``).
 It yields ``(layer, message)`` or ``(layer, message, severity)`` and does no I/O.
@@ -56,7 +57,8 @@ class Rule:
     fix: str
     check: Callable[..., Iterable[Hit]]  # (BNLayer | list[BNLayer], Context) or (DiffReport, DiffContext)
     kind: str = "inspect"  # "inspect" rules judge one model, "diff" rules two (bncheck diff)
-    per_layer: bool = False  # the check takes one layer, with its values (else all layers, Stats only)
+    per_layer: bool = False  # the check takes one layer (else all layers, Stats only)
+    needs_values: bool = True  # a per-layer check run while the layer's values are loaded (else on Stats, after)
     needs_graph: bool = False  # finds nothing without a training graph (not run then)
 
     @property
@@ -81,19 +83,26 @@ def rule(
     """Register the decorated check function as rule ``code``."""
 
     def register(check: Callable[..., Iterable[Hit]]) -> Callable:
-        RULES[code] = Rule(code, name, severity, summary, fix, check, kind, check in _PER_LAYER, needs_graph)
+        per_layer, values = check in _PER_LAYER, _PER_LAYER.get(check, True)
+        RULES[code] = Rule(code, name, severity, summary, fix, check, kind, per_layer, values, needs_graph)
         return check
 
     return register
 
 
-_PER_LAYER: set[Callable] = set()
+_PER_LAYER: dict[Callable, bool] = {}  # per-layer check -> whether it needs the values
 
 
-def per_layer(check: Callable[[BNLayer, Context], Iterable[Hit]]) -> Callable:
-    """Mark a check as one of a single layer: it runs while the layer's values are loaded."""
-    _PER_LAYER.add(check)
-    return check
+def per_layer(check: Callable[[BNLayer, Context], Iterable[Hit]] | None = None, *, values: bool = True) -> Callable:
+    """Mark a check as one of a single layer. It runs while the layer's values are loaded; with
+    ``values=False`` once every layer is summarised, on Stats alone, and may then ask model-wide
+    facts (``context.trained``) that need every layer."""
+
+    def mark(check: Callable[[BNLayer, Context], Iterable[Hit]]) -> Callable:
+        _PER_LAYER[check] = values
+        return check
+
+    return mark if check is None else mark(check)
 
 
 def _load() -> None:

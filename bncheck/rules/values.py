@@ -44,10 +44,11 @@ def _trained_evidence(layer: BNLayer) -> str | None:
     """How far gamma/beta moved from 1/0, in words; None when they did not (or are absent)."""
     moved = []
     for role, label in (("gamma", "|gamma - 1|"), ("beta", "|beta|")):
-        value = layer.values.get(role)
-        if value is not None and not at_initial(layer, role):
-            with np.errstate(invalid="ignore"):
-                moved.append(f"max {label} = {np.nanmax(np.abs(value.astype(np.float64) - INITIAL[role])):.3g}")
+        stats = layer.stats.get(role)
+        if stats is not None and not at_initial(layer, role):
+            parts = [f"max {label} = {_largest_magnitude(stats, INITIAL[role]):.3g}"] if stats.min is not None else []
+            parts += [f"{stats.nonfinite} {role} values not finite"] if stats.nonfinite else []
+            moved.append(" and ".join(parts))
     return ", ".join(moved) if moved else None
 
 
@@ -139,7 +140,7 @@ def missing_moving_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
     "moving statistics exactly 0/1 while the model trained",
     "run the BN update ops with the train op (UPDATE_OPS control dependency; training=True)",
 )
-@per_layer
+@per_layer(values=False)
 @_frozen_aware(keep_own_evidence=True)
 def stats_never_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     """moving_mean is exactly 0 and moving_variance exactly 1 in every channel, although
@@ -189,7 +190,7 @@ def stats_never_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     "every BN variable still at its initial value",
     "check that this layer (or model) was trained before it was saved",
 )
-@per_layer
+@per_layer(values=False)
 @_frozen_aware()
 def layer_untrained(layer: BNLayer, context: Context) -> Iterator[Hit]:
     """gamma = 1, beta = 0, moving_mean = 0 and moving_variance = 1 everywhere: the layer
@@ -268,16 +269,14 @@ def non_positive_variance(layer: BNLayer, context: Context) -> Iterator[Hit]:
     Silence: ``--ignore BN005``.
     """
     stats = layer.stats.get("moving_variance")
-    if stats is None or stats.min is None or stats.min > 0:
-        return
+    if stats is None or (not stats.nonfinite and (stats.min is None or stats.min > 0)):
+        return  # every channel finite and positive (-Inf, not in stats.min, is looked for below)
     variance = _f64(layer, "moving_variance")
     negative = int(np.count_nonzero(variance < 0))
     zero = int(np.count_nonzero(variance == 0))
     if negative:
-        yield (
-            layer.name,
-            f"moving_variance negative in {negative} of {variance.size} channels (min {stats.min:.3g})",
-        )
+        lowest = float(np.nanmin(variance))
+        yield layer.name, f"moving_variance negative in {negative} of {variance.size} channels (min {lowest:.3g})"
     elif zero:
         yield layer.name, f"moving_variance exactly 0 in {zero} of {variance.size} channels", Severity.WARNING
 
@@ -289,7 +288,7 @@ def non_positive_variance(layer: BNLayer, context: Context) -> Iterator[Hit]:
     "moving statistics still close to their initial 0/1",
     "train longer or lower the momentum (e.g. 0.9) so the moving averages converge",
 )
-@per_layer
+@per_layer(values=False)
 @_frozen_aware()
 def stats_barely_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     """The moving statistics moved, but not far: every channel is within
@@ -487,7 +486,11 @@ def dead_channels(layer: BNLayer, context: Context) -> Iterator[Hit]:
     stats, limits = layer.stats.get("gamma"), context.thresholds
     if stats is None or not stats.size:
         return
-    if limits.dead_share > 0 and (stats.min is None or stats.min > limits.dead_gamma or stats.max < -limits.dead_gamma):
+    if (
+        limits.dead_share > 0
+        and math.isfinite(limits.dead_gamma)
+        and (stats.min is None or stats.min > limits.dead_gamma or stats.max < -limits.dead_gamma)
+    ):
         return  # no finite |gamma| that small, and NaN/Inf are not dead: no channel dead
     gamma = _f64(layer, "gamma")
     dead = int(np.count_nonzero(np.abs(gamma) <= context.thresholds.dead_gamma))
