@@ -256,3 +256,19 @@ def test_directory_scan_finds_frozen_graphs_and_onnx_but_not_saved_model_pb(tmp_
 def test_every_output_format_takes_exported_inputs(fmt: str) -> None:
     result = run_cli("inspect", "--format", fmt, str(GRAPHS / "onnx" / "training_mode.onnx"))
     assert result.returncode == 1 and "BN013" in result.stdout
+
+
+def test_onnx_with_a_nan_epsilon_reports_without_it(tmp_path: Path) -> None:
+    """A damaged copy of a real export whose epsilon is NaN: the default epsilon applies, json stays valid."""
+    import onnx
+
+    model = onnx.load(str(GRAPHS / "onnx" / "healthy.onnx"))
+    (node,) = [n for n in model.graph.node if n.op_type == "BatchNormalization"]
+    (epsilon,) = [a for a in node.attribute if a.name == "epsilon"]
+    epsilon.f = float("nan")
+    damaged = tmp_path / "nan_epsilon.onnx"
+    onnx.save(model, str(damaged))
+    result = run_cli("inspect", str(damaged), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    (layer,) = json.loads(result.stdout)["files"][0]["layers"]
+    assert layer["epsilon"] is None and layer["momentum"] == pytest.approx(0.9)

@@ -10,6 +10,7 @@ in training mode (``training_mode=1``, or running-statistics outputs) is marked 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,9 @@ def _checkpoint(path: Path, shown: str, bn_nodes: list[Any], tensors: dict[str, 
     return checkpoint
 
 
-def _round(x: float) -> float:
-    return float(f"{x:.7g}")
+def _round(x: float) -> float | None:
+    """The float32 attribute as written (7 digits); None when not finite (a damaged model): the default applies."""
+    return float(f"{x:.7g}") if math.isfinite(x) else None
 
 
 def _layer_name(node: Any, number: int, taken: set[str]) -> str:

@@ -7,6 +7,7 @@ The names in it are a stable interface; fields may be added, never renamed. Inde
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -28,12 +29,18 @@ def _layer(layer: BNLayer, codes: dict[str | None, set[str]]) -> dict[str, Any]:
             }
             for role, variable in layer.variables.items()
         },
-        "momentum": layer.hints.momentum,
-        "epsilon": layer.hints.epsilon,
+        "momentum": _finite(layer.hints.momentum),
+        "epsilon": _finite(layer.hints.epsilon),
         "frozen": layer.hints.frozen,
         "codes": sorted(codes.get(layer.name, ())),
         "unreadable": layer.unreadable,
     }
+
+
+def _finite(number: float | None) -> float | None:
+    """JSON has no NaN or Infinity: a number that is not finite (an epsilon of NaN in a damaged file,
+    a difference that overflows) is written as null."""
+    return number if number is None or math.isfinite(number) else None
 
 
 def _stats(stats: Stats | None) -> dict[str, float | int | None] | None:
@@ -133,8 +140,8 @@ def render(reports: list[Report], stream: IO[str], show_all: bool = False) -> No
 def _delta(delta: Delta) -> dict[str, Any]:
     return {
         "status": delta.status,
-        "max_abs": delta.max_abs,
-        "max_rel": delta.max_rel,
+        "max_abs": _finite(delta.max_abs),
+        "max_rel": _finite(delta.max_rel),
         "shape_a": None if delta.shape_a is None else list(delta.shape_a),
         "shape_b": None if delta.shape_b is None else list(delta.shape_b),
         "nonfinite": delta.nonfinite,
@@ -146,7 +153,7 @@ def _pair(pair: LayerPair, codes: dict[str | None, set[str]]) -> dict[str, Any]:
         "name": pair.name,
         **{role: _delta(delta) for role, delta in pair.deltas.items()},
         "changed": pair.changed(),
-        "variance_ratio": pair.variance_ratio,
+        "variance_ratio": _finite(pair.variance_ratio),
         "bessel_n": pair.bessel,
         "codes": sorted(codes.get(pair.name, ())),
     }
