@@ -32,7 +32,7 @@ class Context:
     step_source: str | None
     thresholds: Thresholds
     graph: GraphFacts | None = None  # the training graph beside the model, when there is one
-    evidence: Callable[[], str | None] = _no_evidence  # asked only when needed: it may read the whole model
+    evidence: Callable[[], str | None] = _no_evidence  # asked only when needed: it looks at every layer
 
     @property
     def trained(self) -> str | None:
