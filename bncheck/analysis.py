@@ -10,6 +10,7 @@ run afterwards, on the Stats.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import cache
 
 from .config import Settings
@@ -66,13 +67,14 @@ def analyse(checkpoint: Checkpoint, settings: Settings, keep_values: bool = True
     # Per-layer rules on Stats alone wait for every layer only when they may need the evidence of all
     # layers; a step count answers whether the model trained (the usual case): then they run at once.
     streamed = [rule for rule in wanted if rule.per_layer and (rule.needs_values or step)]
+    in_stream = context if step else replace(context, evidence=_not_before_every_layer)
     found = []
     for chunk in _chunks(report.layers):
         if not checkpoint.problems:
             load_values(chunk, report)
         for layer in chunk:
             for rule in streamed:
-                found.extend(rule.run(layer, context))
+                found.extend(rule.run(layer, in_stream))
         if not keep_values:
             for layer in chunk:
                 layer.values = NOTHING
@@ -88,6 +90,10 @@ def analyse(checkpoint: Checkpoint, settings: Settings, keep_values: bool = True
     order = {layer.name: i for i, layer in enumerate(report.layers)}
     report.findings.sort(key=lambda f: (order.get(f.layer or "", -1), f.code))
     return report
+
+
+def _not_before_every_layer() -> str | None:
+    raise RuntimeError("a rule that asks context.trained must be @per_layer(values=False)")
 
 
 def _chunks(layers: list[BNLayer]) -> Iterator[list[BNLayer]]:

@@ -33,12 +33,18 @@ def summarise(values: list[np.ndarray]) -> list[Stats]:
             result.append(Stats(size, nonfinite, None, None, None))
         else:
             mean = sums[i] / (size - nonfinite)
-            if math.isinf(mean):  # the sum overflowed (values near the float64 limit): divide first
-                flat = value.astype(np.float64).ravel()
-                mean = float(np.add.reduce(flat[np.isfinite(flat)] / (size - nonfinite)))
+            if math.isinf(mean):  # the sum overflowed (values near the float64 limit)
+                mean = _scaled_mean(value, max(-lows[i], highs[i]))
             result.append(Stats(size, nonfinite, lows[i], highs[i], mean))
         i += 1
     return result
+
+
+def _scaled_mean(value: np.ndarray, scale: float) -> float:
+    """The mean of the finite elements, summed as fractions of ``scale`` (their largest magnitude): no overflow."""
+    flat = value.astype(np.float64).ravel()
+    finite = flat[np.isfinite(flat)] / scale
+    return float(np.add.reduce(finite) / finite.size) * scale
 
 
 @np.errstate(over="ignore")  # a sum that overflows is redone by summarise

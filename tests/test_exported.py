@@ -272,3 +272,27 @@ def test_onnx_with_a_nan_epsilon_reports_without_it(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     (layer,) = json.loads(result.stdout)["files"][0]["layers"]
     assert layer["epsilon"] is None and layer["momentum"] == pytest.approx(0.9)
+
+
+def test_frozen_graph_with_a_nan_epsilon_uses_the_default(tmp_path: Path) -> None:
+    """A damaged copy of a real frozen graph whose epsilons (a FusedBatchNorm attribute, the constant of
+    Rsqrt(variance + epsilon)) are NaN: BN007 still judges, with the default epsilon; json stays valid."""
+    graph = pb.GraphDef.FromString((GRAPHS / "frozen_healthy" / "frozen.pb").read_bytes())
+    nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
+    fused = [node for node in nodes if node.op.startswith("FusedBatchNorm")]  # (in cond branch functions)
+    constants = [node for node in nodes if node.name.endswith("/batchnorm/add/y")]
+    assert fused and constants
+    for node in fused:
+        node.attr["epsilon"].f = float("nan")
+    for node in constants:
+        node.attr["value"].tensor.float_val[:] = [float("nan")]
+    damaged = tmp_path / "frozen.pb"
+    damaged.write_bytes(graph.SerializeToString())
+    args = ("--threshold", "amplification=1", "--select", "BN007", "--format", "json")
+    original = json.loads(run_cli("inspect", str(GRAPHS / "frozen_healthy" / "frozen.pb"), *args).stdout)
+    result = run_cli("inspect", str(damaged), *args)
+    assert result.returncode in (0, 1), result.stderr
+    layers = json.loads(result.stdout)["files"][0]["layers"]
+    assert [layer["epsilon"] for layer in layers] == [None] * len(layers)  # (0.001 in the original)
+    assert [layer["codes"] for layer in layers] == [layer["codes"] for layer in original["files"][0]["layers"]]
+    assert any(layer["codes"] == ["BN007"] for layer in layers)

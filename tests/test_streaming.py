@@ -152,6 +152,10 @@ def test_negative_variance_including_infinity(variance: list[float], message: st
     assert [f.message.removeprefix("moving_variance ") for f in found] == ([message] if message else [])
 
 
-def test_a_mean_whose_sum_overflows_is_still_the_mean() -> None:
+@pytest.mark.parametrize("count", [2, 3, 9, 11, 1000])
+def test_a_mean_whose_sum_overflows_is_still_the_mean(count: int) -> None:
+    largest = np.finfo("float64").max
+    (stats,) = summarise([np.full(count, largest)])
+    assert stats.mean == pytest.approx(largest, rel=1e-15) and math.isfinite(stats.mean)
     (stats,) = summarise([np.array([1.5e308, 1.5e308, -1.0], "float64")])
-    assert stats.mean == pytest.approx(1e308) and math.isfinite(stats.mean)
+    assert stats.mean == pytest.approx(1e308)

@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError
 
 from ..errors import FormatError, InputError
 from ..model import Checkpoint, GraphFacts, GraphLayer, GraphVariable, LayerHints
+from .numbers import attribute_number
 from .proto import tf_subset_pb2 as pb
 from .structure import ASSIGN_OPS, FUSED_BN, PASS_THROUGH, VARIABLE_OPS, find_bn_layers, variable_name
 from .structure import input_name as _name
@@ -309,7 +310,7 @@ def _momentum(graph: _Graph, node: Any) -> tuple[float | None, str | None]:
         return None, None
     if value.op in FUSED_BN and "exponential_avg_factor" in value.attr:  # AssignNewValue of a fused update
         factor = value.attr["exponential_avg_factor"].f
-        return (_round(1.0 - factor) if factor < 1.0 else None), None
+        return (_momentum_number(1.0 - factor) if factor < 1.0 else None), None
     if node.op in ("Assign", "AssignVariableOp") and value.op in ("Add", "AddV2"):
         # hand-written: old * momentum + batch * (1 - momentum)
         target = graph.variable_of(node.input[0])
@@ -317,13 +318,13 @@ def _momentum(graph: _Graph, node: Any) -> tuple[float | None, str | None]:
             term = graph.nodes.get(_name(ref))
             if term is not None and term.op == "Mul" and target in [graph.variable_of(i) for i in term.input]:
                 factors = [graph.constant(i) for i in term.input]
-                return next((_round(f) for f in factors if f is not None), None), None
+                return next((_momentum_number(f) for f in factors if f is not None), None), None
     if value.op != "Mul":
         return None, None
     for ref in value.input:
         factor = graph.constant(ref)
         if factor is not None:
-            return _round(1.0 - factor), None
+            return _momentum_number(1.0 - factor), None
     for ref in value.input:  # the side that is 1 - momentum: Sub(1.0, <momentum expression>)
         side = graph.nodes.get(_name(ref))
         if side is not None and side.op == "Sub" and len(side.input) == 2 and graph.constant(side.input[0]) == 1.0:
@@ -331,8 +332,8 @@ def _momentum(graph: _Graph, node: Any) -> tuple[float | None, str | None]:
     return None, None
 
 
-def _round(x: float) -> float:
-    return float(f"{x:.6g}")
+def _momentum_number(value: float) -> float | None:
+    return attribute_number(value, 6)  # 1 - decay, computed in float32: six digits are exact
 
 
 def _epsilons(layers: Iterable[GraphLayer]) -> dict[str, float]:

@@ -10,7 +10,6 @@ in training mode (``training_mode=1``, or running-statistics outputs) is marked 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 
 from ..errors import FormatError, InputError
 from ..model import Checkpoint, LayerHints, Variable
+from .numbers import attribute_number
 
 FORMAT = "ONNX model"
 EXTRA = "reading ONNX models needs the onnx package: pip install 'bncheck[onnx]'"
@@ -78,7 +78,9 @@ def _checkpoint(path: Path, shown: str, bn_nodes: list[Any], tensors: dict[str, 
         epsilon = attrs["epsilon"].f if "epsilon" in attrs else DEFAULT_EPSILON
         momentum = attrs["momentum"].f if "momentum" in attrs else DEFAULT_MOMENTUM
         training = (attrs["training_mode"].i if "training_mode" in attrs else 0) != 0 or len(node.output) > 1
-        checkpoint.hints[name] = LayerHints(momentum=_round(momentum), epsilon=_round(epsilon), training_mode=training)
+        checkpoint.hints[name] = LayerHints(
+            attribute_number(momentum), attribute_number(epsilon), training_mode=training
+        )
         for role, ref in zip(ROLES, list(node.input)[1:5], strict=False):
             tensor = tensors.get(ref)
             if tensor is None:
@@ -87,11 +89,6 @@ def _checkpoint(path: Path, shown: str, bn_nodes: list[Any], tensors: dict[str, 
                 continue
             checkpoint.variables.append(_variable(tensor, ref, f"{name}/{role}", shown, read))
     return checkpoint
-
-
-def _round(x: float) -> float | None:
-    """The float32 attribute as written (7 digits); None when not finite (a damaged model): the default applies."""
-    return float(f"{x:.7g}") if math.isfinite(x) else None
 
 
 def _layer_name(node: Any, number: int, taken: set[str]) -> str:

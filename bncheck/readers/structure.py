@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..model import GraphLayer
+from .numbers import attribute_number
 
 VARIABLE_OPS = frozenset({"VariableV2", "VarHandleOp", "Variable", "VariableV1"})
 SOURCE_OPS = VARIABLE_OPS | {"Const"}
@@ -289,9 +290,10 @@ def _scan(
             continue
         key = frozenset(members.items())
         if key not in layers:
-            rounded = float(f"{epsilon:.7g}") if epsilon is not None else None
             op = f"{where}{node.name}"
-            layers[key] = GraphLayer(_layer_name(members, op), members, rounded, op, {} if where else updates)
+            layers[key] = GraphLayer(
+                _layer_name(members, op), members, attribute_number(epsilon), op, {} if where else updates
+            )
 
 
 def _dedupe(layers: list[GraphLayer]) -> list[GraphLayer]:

@@ -46,7 +46,7 @@ def _finite(number: float | None) -> float | None:
 def _stats(stats: Stats | None) -> dict[str, float | int | None] | None:
     if stats is None:
         return None
-    return {"min": stats.min, "max": stats.max, "mean": stats.mean, "nonfinite": stats.nonfinite}
+    return {"min": stats.min, "max": stats.max, "mean": _finite(stats.mean), "nonfinite": stats.nonfinite}
 
 
 def _layers(report: Report) -> Iterator[dict[str, Any]]:
