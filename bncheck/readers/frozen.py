@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError
 
 from ..errors import FormatError, InputError
 from ..model import Checkpoint, Variable
+from .graph import GraphIndex
 from .proto import tf_subset_pb2 as pb
 from .structure import find_bn_layers
 
@@ -82,7 +83,7 @@ def read_frozen_graph(path: Path, shown: str) -> Checkpoint:
 
     variables = [_constant(node, shown, read) for node in constants.values()]
     checkpoint = Checkpoint(shown, FORMAT, variables, file=str(path))
-    checkpoint.structure = find_bn_layers(nodes, {f.signature.name: f for f in graph.library.function})
+    checkpoint.structure = find_bn_layers(GraphIndex.of(graph))
     return checkpoint
 
 

@@ -13,7 +13,6 @@ scopes may differ (slim layers built under a name_scope).
 from __future__ import annotations
 
 import re
-import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -23,12 +22,11 @@ from google.protobuf.message import DecodeError
 
 from ..errors import FormatError, InputError
 from ..model import Checkpoint, GraphFacts, GraphLayer, GraphVariable, LayerHints
+from .graph import ASSIGN_OPS, FUSED_BN, IF_OPS, VARIABLE_OPS, GraphIndex, input_name, variable_name
 from .numbers import attribute_number
 from .proto import tf_subset_pb2 as pb
-from .structure import ASSIGN_OPS, FUSED_BN, PASS_THROUGH, VARIABLE_OPS, find_bn_layers, variable_name
-from .structure import input_name as _name
+from .structure import find_bn_layers
 
-IF_OPS = frozenset({"If", "StatelessIf"})
 SAVE_OPS = frozenset({"SaveV2", "Save", "SaveSlices"})
 _UPDATE_SCOPE = re.compile(r"(^|/)(AssignMovingAvg|AssignNewValue)[^/]*(/|$)")
 _APPLY = re.compile(r"^(Resource)?(Sparse)?Apply[A-Z]")
@@ -119,72 +117,6 @@ def _layer_numbers(facts: GraphFacts) -> dict[str, tuple[float | None, float | N
 # --------------------------------------------------------------------------- digest
 
 
-class _Graph:
-    """Name index, consumers and the variable resolver over one GraphDef."""
-
-    def __init__(self, graph_def: Any) -> None:
-        self.nodes: dict[str, Any] = {}
-        self.by_op: dict[str, list[Any]] = {}
-        for node in graph_def.node:
-            self.nodes[node.name] = node
-            self.by_op.setdefault(node.op, []).append(node)
-        self.functions: dict[str, Any] = {f.signature.name: f for f in graph_def.library.function}
-
-    def of_type(self, ops: Iterable[str]) -> Iterator[Any]:
-        for op in ops:
-            yield from self.by_op.get(op, ())
-
-    def variable_of(self, ref: str, hops: int = 8) -> str | None:
-        """The variable node an input reference reads, through Identity/ReadVariableOp/Switch chains."""
-        node = self.nodes.get(_name(ref))
-        while node is not None and hops:
-            if node.op in VARIABLE_OPS:
-                return variable_name(node.name)
-            if node.op not in PASS_THROUGH or not node.input:
-                return None
-            node, hops = self.nodes.get(_name(node.input[0])), hops - 1
-        return None
-
-    def constant(self, ref: str, hops: int = 6) -> float | None:
-        """A scalar float constant expression (Const, Identity, Cast, Sub of constants)."""
-        node = self.nodes.get(_name(ref))
-        if node is None or not hops:
-            return None
-        if node.op == "Const":
-            return _scalar(node.attr["value"].tensor)
-        if node.op in ("Identity", "Cast") and node.input:
-            return self.constant(node.input[0], hops - 1)
-        if node.op == "Sub" and len(node.input) >= 2:
-            a, b = self.constant(node.input[0], hops - 1), self.constant(node.input[1], hops - 1)
-            return None if a is None or b is None else a - b
-        return None
-
-    def placeholder_above(self, ref: str, depth: int = 8) -> str | None:
-        """A PlaceholderWithDefault that ``ref`` depends on within ``depth`` hops (e.g. keras_learning_phase)."""
-        seen, frontier = set(), [_name(ref)]
-        for _ in range(depth):
-            following = []
-            for name in frontier:
-                node = self.nodes.get(name)
-                if node is None or name in seen:
-                    continue
-                seen.add(name)
-                if node.op == "PlaceholderWithDefault":
-                    return name
-                following += [_name(i) for i in node.input]
-            frontier = following
-        return None
-
-
-def _scalar(tensor: Any) -> float | None:
-    for values in (tensor.float_val, tensor.double_val):
-        if len(values) == 1:
-            return float(values[0])
-    if tensor.dtype == pb.DT_FLOAT and len(tensor.tensor_content) == 4:
-        return float(struct.unpack("<f", tensor.tensor_content)[0])
-    return None
-
-
 def _strings(tensor: Any) -> list[str]:
     return [s.decode("utf-8", "replace") for s in tensor.string_val]
 
@@ -197,11 +129,11 @@ def _collection(meta: Any, key: str) -> list[Any]:
     return list(getattr(collection, kind).value) if kind else []
 
 
-def _update_ops(graph: _Graph) -> Iterator[tuple[str, str, Any]]:
+def _update_ops(graph: GraphIndex) -> Iterator[tuple[str, str, Any]]:
     """(variable, op name, node) of every moving-average update op, in the graph and in cond branches."""
     for node in graph.of_type(sorted(ASSIGN_OPS | IF_OPS)):
         if node.op in ASSIGN_OPS and node.input and _UPDATE_SCOPE.search(node.name):
-            variable = graph.variable_of(node.input[0])
+            variable = graph.variable(node.input[0])
             if variable is not None:
                 yield variable, node.name, node
         elif node.op in IF_OPS:
@@ -209,80 +141,58 @@ def _update_ops(graph: _Graph) -> Iterator[tuple[str, str, Any]]:
                 yield variable, node.name, None  # the If node stands for the ops of its branches
 
 
-def _hand_written_updates(graph: _Graph, collected: set[str]) -> Iterator[tuple[str, str]]:
+def _hand_written_updates(graph: GraphIndex, collected: set[str]) -> Iterator[tuple[str, str]]:
     """Assign ops the user put in UPDATE_OPS under other names (hand-written moving averages)."""
     for name in collected:
         node = graph.nodes.get(name)
         if node is not None and node.op in ASSIGN_OPS and node.input and not _UPDATE_SCOPE.search(name):
-            variable = graph.variable_of(node.input[0])
+            variable = graph.variable(node.input[0])
             if variable is not None:
                 yield variable, name
 
 
-def _branch_updates(graph: _Graph, if_node: Any) -> Iterator[tuple[str, str]]:
+def _branch_updates(graph: GraphIndex, if_node: Any) -> Iterator[tuple[str, str]]:
     """Update ops inside the then/else functions of a cond_v2 ``If`` node, mapped to outer variables."""
     for attr in ("then_branch", "else_branch"):
-        function = graph.functions.get(if_node.attr[attr].func.name) if attr in if_node.attr else None
-        if function is None:
+        found = graph.branch(if_node, attr)
+        if found is None:
             continue
-        args = {arg.name: i for i, arg in enumerate(function.signature.input_arg)}
-        body = {n.name: n for n in function.node_def}
-        for node in function.node_def:
-            if node.op in ASSIGN_OPS and node.input and _UPDATE_SCOPE.search(node.name):
-                ref, hops = _name(node.input[0]), 8
-                while ref not in args and ref in body and body[ref].op in PASS_THROUGH and body[ref].input and hops:
-                    ref, hops = _name(body[ref].input[0]), hops - 1
-                if ref in args and args[ref] + 1 < len(if_node.input):
-                    variable = graph.variable_of(if_node.input[args[ref] + 1])
-                    if variable is not None:
-                        yield variable, node.name
+        body = found[1]
+        for node in body.of_type(sorted(ASSIGN_OPS)):
+            if node.input and _UPDATE_SCOPE.search(node.name):
+                variable = body.variable(node.input[0])
+                if variable is not None:
+                    yield variable, node.name
 
 
-def _train_ops(graph: _Graph, meta: Any) -> list[str]:
+def _train_ops(graph: GraphIndex, meta: Any) -> list[str]:
     """The train_op collection (else the optimizer's apply ops), and the groups built on them.
 
     A group is a NoOp or Identity that depends on a train op (``tf.group(minimize_op,
     *update_ops)``, ``tf.control_dependencies([opt_op])`` around an EMA): running it runs
     the train op, so what it depends on runs too.
     """
-    roots = [_name(v) for v in _collection(meta, "train_op") if isinstance(v, str)]
+    roots = [input_name(v) for v in _collection(meta, "train_op") if isinstance(v, str)]
     roots = [r for r in roots if r in graph.nodes]
     if not roots:
         roots = [n.name for op in graph.by_op if _APPLY.match(op) for n in graph.by_op[op]]
     found = dict.fromkeys(roots)
     groups = list(graph.of_type(("NoOp", "Identity")))
     for _ in range(8):
-        grown = [n.name for n in groups if n.name not in found and any(_name(i) in found for i in n.input)]
+        grown = [n.name for n in groups if n.name not in found and any(input_name(i) in found for i in n.input)]
         if not grown:
             break
         found.update(dict.fromkeys(grown))
     return list(found)
 
 
-def _reachable(graph: _Graph, roots: Iterable[str], targets: set[str]) -> set[str]:
-    """The targets that the roots depend on through data or control inputs."""
-    seen = set(roots)
-    stack = list(seen)
-    nodes = graph.nodes
-    while stack:
-        node = nodes.get(stack.pop())
-        if node is None:
-            continue
-        for ref in node.input:
-            name = ref[1:] if ref[0] == "^" else ref.partition(":")[0]
-            if name not in seen:
-                seen.add(name)
-                stack.append(name)
-    return seen & targets
-
-
-def _saver(graph: _Graph, meta: Any) -> tuple[str | None, set[str]]:
+def _saver(graph: GraphIndex, meta: Any) -> tuple[str | None, set[str]]:
     """The save op(s) of the graph's Saver and the tensor names they write."""
     scope = meta.saver_def.save_tensor_name.rpartition("/")[0] or "save"
     ops = [n for n in graph.of_type(sorted(SAVE_OPS)) if n.name.rpartition("/")[0] == scope]
     names: set[str] = set()
     for op in ops:
-        const = graph.nodes.get(_name(op.input[1])) if len(op.input) > 1 else None
+        const = graph.nodes.get(input_name(op.input[1])) if len(op.input) > 1 else None
         if const is not None and const.op == "Const":
             names.update(_strings(const.attr["value"].tensor))
     return (", ".join(op.name for op in ops) or None), names
@@ -299,13 +209,13 @@ def _trainable(meta: Any) -> set[str]:
     return names
 
 
-def _momentum(graph: _Graph, node: Any) -> tuple[float | None, str | None]:
+def _momentum(graph: GraphIndex, node: Any) -> tuple[float | None, str | None]:
     """1 - decay of one update op, or the placeholder its decay depends on."""
     if len(node.input) < 2:
         return None, None
-    value = graph.nodes.get(_name(node.input[1]))
+    value = graph.nodes.get(input_name(node.input[1]))
     while value is not None and value.op == "Identity" and value.input:
-        value = graph.nodes.get(_name(value.input[0]))
+        value = graph.nodes.get(input_name(value.input[0]))
     if value is None:
         return None, None
     if value.op in FUSED_BN and "exponential_avg_factor" in value.attr:  # AssignNewValue of a fused update
@@ -313,21 +223,21 @@ def _momentum(graph: _Graph, node: Any) -> tuple[float | None, str | None]:
         return (_momentum_number(1.0 - factor) if factor < 1.0 else None), None
     if node.op in ("Assign", "AssignVariableOp") and value.op in ("Add", "AddV2"):
         # hand-written: old * momentum + batch * (1 - momentum)
-        target = graph.variable_of(node.input[0])
+        target = graph.variable(node.input[0])
         for ref in value.input:
-            term = graph.nodes.get(_name(ref))
-            if term is not None and term.op == "Mul" and target in [graph.variable_of(i) for i in term.input]:
-                factors = [graph.constant(i) for i in term.input]
+            term = graph.nodes.get(input_name(ref))
+            if term is not None and term.op == "Mul" and target in [graph.variable(i) for i in term.input]:
+                factors = [graph.scalar(i) for i in term.input]
                 return next((_momentum_number(f) for f in factors if f is not None), None), None
     if value.op != "Mul":
         return None, None
     for ref in value.input:
-        factor = graph.constant(ref)
+        factor = graph.scalar(ref)
         if factor is not None:
             return _momentum_number(1.0 - factor), None
     for ref in value.input:  # the side that is 1 - momentum: Sub(1.0, <momentum expression>)
-        side = graph.nodes.get(_name(ref))
-        if side is not None and side.op == "Sub" and len(side.input) == 2 and graph.constant(side.input[0]) == 1.0:
+        side = graph.nodes.get(input_name(ref))
+        if side is not None and side.op == "Sub" and len(side.input) == 2 and graph.scalar(side.input[0]) == 1.0:
             return None, graph.placeholder_above(side.input[1])
     return None, None
 
@@ -348,9 +258,9 @@ def _epsilons(layers: Iterable[GraphLayer]) -> dict[str, float]:
 
 def digest(meta: Any, path: str) -> GraphFacts:
     """Reduce a MetaGraphDef to :class:`GraphFacts`."""
-    graph = _Graph(meta.graph_def)
-    listed = {_name(v) for v in _collection(meta, "update_ops") if isinstance(v, str)}
-    collected = listed | {_name(ref) for name in listed if name in graph.nodes for ref in graph.nodes[name].input}
+    graph = GraphIndex.of(meta.graph_def)
+    listed = {input_name(v) for v in _collection(meta, "update_ops") if isinstance(v, str)}
+    collected = listed | {input_name(ref) for name in listed if name in graph.nodes for ref in graph.nodes[name].input}
     updates: dict[str, list[tuple[str, Any]]] = {}
     for variable, op_name, node in _update_ops(graph):
         updates.setdefault(variable, []).append((op_name, node))
@@ -358,7 +268,7 @@ def digest(meta: Any, path: str) -> GraphFacts:
     for variable, op_name in sorted(_hand_written_updates(graph, listed)):
         if variable not in named:
             updates.setdefault(variable, []).append((op_name, graph.nodes[op_name]))
-    layers = tuple(find_bn_layers(graph.nodes, graph.functions))
+    layers = tuple(find_bn_layers(graph))
     for layer in layers:  # hand-written moving averages of the batch statistics a BN layer normalises with
         for role, op_name in layer.updates.items():
             variable = layer.members[role]
@@ -366,7 +276,7 @@ def digest(meta: Any, path: str) -> GraphFacts:
             if variable not in named and op_name in graph.nodes and op_name not in known:
                 updates.setdefault(variable, []).append((op_name, graph.nodes[op_name]))
     train_ops = _train_ops(graph, meta)
-    reached = _reachable(graph, train_ops, {op for ops in updates.values() for op, _ in ops})
+    reached = graph.reachable(train_ops, {op for ops in updates.values() for op, _ in ops})
     save_op, saved = _saver(graph, meta)
     trainable = _trainable(meta)
     variables: dict[str, GraphVariable] = {}
@@ -374,7 +284,8 @@ def digest(meta: Any, path: str) -> GraphFacts:
         name = variable_name(node.name)
         ops = updates.get(name, [])
         momentum, placeholder = None, None
-        for _, op_node in ops:
+        # a zero-debiased statistic is derived from its shadow '<name>/biased': the shadow's update has the decay
+        for _, op_node in ops + updates.get(f"{name}/biased", []):
             if op_node is not None and momentum is None and placeholder is None:
                 momentum, placeholder = _momentum(graph, op_node)
         op_names = tuple(dict.fromkeys(op for op, _ in ops))

@@ -1,0 +1,309 @@
+"""One index over a TensorFlow graph, shared by every reader that has one.
+
+The BN layers found by structure (:mod:`.structure`: frozen ``.pb``, ``.meta``, SavedModel)
+and the training-graph digest (:mod:`.metagraph`) ask the same questions of the same
+index: which variable or constant an input reads (through ``Identity``/``read``/``Switch``/
+``Merge`` chains, function arguments and ``If`` outputs), which scalar a constant expression
+is, which moving statistic a batch statistic is averaged into, what a set of ops depends on.
+
+Graph shapes TensorFlow versions produced, all read here:
+
+- TF <= 1.13 and slim/contrib in training mode: ``FusedBatchNorm``/``V2`` take **empty**
+  ``Const`` nodes as mean and variance; outputs 1 and 2 (batch mean and variance) are what
+  ``AssignMovingAvg`` ops average into the moving statistics
+  (``AssignSub(moving, (moving - batch) * (1 - momentum))``).
+- TF1 ``cond`` (``Switch``/``Merge``) around a training placeholder: the inference branch
+  reads the moving statistic through a ``Switch``, the training branch the batch statistic;
+  a ``Merge`` joins them.
+- cond_v2 (``If`` with branch functions) in TF 1.15+/TF2 graphs.
+- zero-debiased moving means (``zero_debias=True``): a shadow ``<moving_mean>/biased``
+  averages the batch mean and the moving mean is computed from it.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterable, Iterator, Mapping
+from functools import cached_property
+from typing import Any
+
+VARIABLE_OPS = frozenset({"VariableV2", "VarHandleOp", "Variable", "VariableV1"})
+SOURCE_OPS = VARIABLE_OPS | {"Const"}
+PASS_THROUGH = frozenset({"Identity", "ReadVariableOp", "Switch", "RefSwitch", "Enter", "RefEnter", "RefIdentity"})
+MERGE_OPS = frozenset({"Merge", "RefMerge"})
+ASSIGN_OPS = frozenset(
+    {"Assign", "AssignVariableOp", "AssignSub", "AssignSubVariableOp", "AssignAdd", "AssignAddVariableOp"}
+)
+FUSED_BN = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
+IF_OPS = frozenset({"If", "StatelessIf"})
+ADD_OPS = frozenset({"Add", "AddV2"})
+DT_FLOAT = 1  # TensorFlow's DataType enum
+# The ops a moving-average update computes its new value with, between the batch statistic and the assign.
+# The batch statistic is where the walk stops: never into the op that computed it (a FusedBatchNorm's inputs).
+_AVERAGING_OPS = frozenset(
+    {"Sub", "Mul", "Add", "AddV2", "RealDiv", "Div", "Cast", "Squeeze", "Reshape", "ExpandDims"}
+    | PASS_THROUGH
+    | MERGE_OPS
+)
+_AVERAGE_DEPTH = 8  # hops from an assign's value back to the batch statistic (zero-debias takes about 6)
+_DEBIAS_SHADOW = re.compile(r"^(.+)/biased(_\d+)?$")
+# Output args of a function body's node references ('FusedBatchNormV3:batch_mean:0') as flat output indices.
+_OUTPUT_OFFSET = {"batch_mean": 1, "batch_variance": 2, "reserve_space_1": 3, "reserve_space_2": 4}
+
+
+def input_name(ref: str) -> str:
+    """Node name of an input reference ('^name', 'name:1', a function body's 'name:output:0')."""
+    return ref.lstrip("^").split(":", 1)[0]
+
+
+def tensor_name(ref: str) -> str:
+    """One spelling per tensor: 'name' and 'name:0' are 'name:0'; 'name:batch_mean:0' is 'name:1'."""
+    name, *rest = ref.lstrip("^").split(":")
+    if len(rest) == 2:
+        index = _OUTPUT_OFFSET.get(rest[0], 0) + (int(rest[1]) if rest[1].isdigit() else 0)
+    else:
+        index = int(rest[0]) if rest and rest[0].isdigit() else 0
+    return f"{name}:{index}"
+
+
+def variable_name(node_name: str) -> str:
+    """The checkpoint name of a variable node (partition slices 'x/part_0' belong to 'x')."""
+    head, sep, tail = node_name.rpartition("/part_")
+    return head if sep and tail.isdigit() else node_name
+
+
+def scalar_of(tensor: Any) -> float | None:
+    """The one float in a TensorProto, or None."""
+    for values in (tensor.float_val, tensor.double_val):
+        if len(values) == 1:
+            return float(values[0])
+    if tensor.dtype == DT_FLOAT and len(tensor.tensor_content) == 4:
+        return float(struct.unpack("<f", tensor.tensor_content)[0])
+    return None
+
+
+def is_empty_const(node: Any) -> bool:
+    """A constant with no elements: the mean/variance a training-mode FusedBatchNorm of TF <= 1.13 gets."""
+    return node.op == "Const" and any(dim.size == 0 for dim in node.attr["value"].tensor.tensor_shape.dim)
+
+
+class GraphIndex:
+    """Nodes by name and op, their consumers, and what the graph's inputs trace back to.
+
+    ``GraphIndex(graph_def.node, functions)`` indexes a graph; a branch function of an ``If``
+    gets its own index whose ``parent`` is the graph around it and whose ``args`` map the
+    function's argument names to the outer references they receive.
+    """
+
+    def __init__(
+        self,
+        nodes: Iterable[Any],
+        functions: Mapping[str, Any] | None = None,
+        parent: GraphIndex | None = None,
+        args: Mapping[str, str] | None = None,
+    ) -> None:
+        self.nodes: dict[str, Any] = {}
+        self.by_op: dict[str, list[Any]] = {}
+        for node in nodes:
+            self.nodes[node.name] = node
+            self.by_op.setdefault(node.op, []).append(node)
+        self.functions = functions or {}  # the library by name, for If nodes (cond_v2)
+        self.parent = parent
+        self.args = args or {}
+        self._branches: dict[tuple[str, str], tuple[Any, GraphIndex] | None] = {}
+
+    @classmethod
+    def of(cls, graph_def: Any) -> GraphIndex:
+        """An index over a GraphDef and its function library."""
+        return cls(graph_def.node, {f.signature.name: f for f in graph_def.library.function})
+
+    def of_type(self, ops: Iterable[str]) -> Iterator[Any]:
+        for op in ops:
+            yield from self.by_op.get(op, ())
+
+    @cached_property
+    def consumers(self) -> dict[str, list[Any]]:
+        """Node name -> the nodes that take one of its outputs as a data input."""
+        found: dict[str, list[Any]] = {}
+        for node in self.nodes.values():
+            for ref in node.input:
+                if not ref.startswith("^"):
+                    found.setdefault(input_name(ref), []).append(node)
+        return found
+
+    # ------------------------------------------------------------------ what an input reads
+
+    def source(self, ref: str, hops: int = 8) -> Any | None:
+        """The variable or constant node an input reads, through pass-through chains, function
+        arguments, ``If`` outputs and ``Merge`` (the input that reads a variable: the inference
+        side of a TF1 cond)."""
+        name = input_name(ref)
+        while hops > 0:
+            if name in self.args and name not in self.nodes and self.parent is not None:
+                return self.parent.source(self.args[name], hops)
+            node = self.nodes.get(name)
+            if node is None:
+                return None
+            if node.op in SOURCE_OPS:
+                return node
+            if node.op in IF_OPS:
+                return self._through_if(node, ref, hops - 1)
+            if node.op in MERGE_OPS:
+                found = [self.source(i, hops - 1) for i in node.input if not i.startswith("^")]
+                return next((n for n in found if n is not None and n.op in VARIABLE_OPS), None)
+            if node.op not in PASS_THROUGH or not node.input:
+                return None
+            ref = node.input[0]
+            name, hops = input_name(ref), hops - 1
+        return None
+
+    def variable(self, ref: str) -> str | None:
+        """The checkpoint name of the variable an input reads, or None."""
+        node = self.source(ref)
+        return variable_name(node.name) if node is not None and node.op in VARIABLE_OPS else None
+
+    def scalar(self, ref: str, hops: int = 6) -> float | None:
+        """A scalar float constant expression: a Const, through pass-through ops and Cast, or the Sub of two.
+
+        Never through a ``Merge`` or an ``If``: a value chosen at run time (``cond(training, 0.99, 1.0)``)
+        is not a constant."""
+        name = input_name(ref)
+        if name in self.args and name not in self.nodes and self.parent is not None:
+            return self.parent.scalar(self.args[name], hops)
+        node = self.nodes.get(name)
+        if node is None or hops <= 0:
+            return None
+        if node.op == "Const":
+            return scalar_of(node.attr["value"].tensor)
+        if (node.op in PASS_THROUGH or node.op == "Cast") and node.input:
+            return self.scalar(node.input[0], hops - 1)
+        if node.op == "Sub" and len(node.input) >= 2:
+            a, b = self.scalar(node.input[0], hops - 1), self.scalar(node.input[1], hops - 1)
+            return None if a is None or b is None else a - b
+        return None
+
+    def placeholder_above(self, ref: str, depth: int = 8) -> str | None:
+        """A PlaceholderWithDefault that ``ref`` depends on within ``depth`` hops (e.g. keras_learning_phase)."""
+        seen, frontier = set(), [input_name(ref)]
+        for _ in range(depth):
+            following = []
+            for name in frontier:
+                node = self.nodes.get(name)
+                if node is None or name in seen:
+                    continue
+                seen.add(name)
+                if node.op == "PlaceholderWithDefault":
+                    return name
+                following += [input_name(i) for i in node.input]
+            frontier = following
+        return None
+
+    def reachable(self, roots: Iterable[str], targets: set[str]) -> set[str]:
+        """The targets that the roots depend on through data or control inputs."""
+        seen = set(roots)
+        stack = list(seen)
+        nodes = self.nodes
+        while stack:
+            node = nodes.get(stack.pop())
+            if node is None:
+                continue
+            for ref in node.input:
+                name = ref[1:] if ref[0] == "^" else ref.partition(":")[0]
+                if name not in seen:
+                    seen.add(name)
+                    stack.append(name)
+        return seen & targets
+
+    # ------------------------------------------------------------------ cond_v2 branches
+
+    def branch(self, if_node: Any, attr: str) -> tuple[Any, GraphIndex] | None:
+        """The function of one branch (``then_branch``/``else_branch``) of an ``If`` node and an index over its body."""
+        key = (if_node.name, attr)
+        if key not in self._branches:
+            function = self.functions.get(if_node.attr[attr].func.name) if attr in if_node.attr else None
+            if function is None:
+                self._branches[key] = None
+            else:
+                names = [arg.name for arg in function.signature.input_arg]
+                args = dict(zip(names, list(if_node.input)[1:], strict=False))
+                self._branches[key] = (function, GraphIndex(function.node_def, self.functions, self, args))
+        return self._branches[key]
+
+    def _through_if(self, if_node: Any, ref: str, hops: int) -> Any | None:
+        """What output ``ref`` of a cond_v2 ``If`` returns, in the first branch where it is a source."""
+        output = int(tensor_name(ref).rpartition(":")[2])
+        for attr in ("else_branch", "then_branch"):  # else: training False, the moving statistics
+            found = self.branch(if_node, attr)
+            if found is None or output >= len(found[0].signature.output_arg):
+                continue
+            returned = found[0].ret.get(found[0].signature.output_arg[output].name)
+            node = found[1].source(returned, hops) if returned and hops > 0 else None
+            if node is not None:
+                return node
+        return None
+
+    # ------------------------------------------------------------------ moving averages
+
+    def averaged(self, ref: str) -> tuple[Any, str] | None:
+        """The variable that an assign op averages the tensor ``ref`` (a batch statistic) into, and that op.
+
+        A zero-debiased average writes the batch statistic into a shadow ``<statistic>/biased``
+        first: the statistic is the variable the shadow is named after.
+        """
+        for _ in range(8):  # the statistic as read (an Identity after the updates, by control dependency), or above
+            found = self._averages.get(tensor_name(ref))
+            if found:
+                return self.nodes[found[0]], found[1]
+            node = self.nodes.get(input_name(ref))
+            if node is None or node.op not in PASS_THROUGH or not node.input:
+                return None
+            ref = node.input[0]
+        return None
+
+    @cached_property
+    def _averages(self) -> dict[str, tuple[str, str]]:
+        """Tensor -> (variable node name, assign op name), over every assign of the graph."""
+        found: dict[str, tuple[str, str]] = {}
+        for node in self.of_type(sorted(ASSIGN_OPS)):
+            target = self.source(node.input[0]) if len(node.input) >= 2 else None
+            if target is None or target.op not in VARIABLE_OPS:
+                continue
+            for tensor in self._averaging_inputs(node.input[1]):
+                found.setdefault(tensor, (target.name, node.name))
+        for tensor, (variable, op) in found.items():
+            shadow = _DEBIAS_SHADOW.match(variable)
+            statistic = shadow and self.nodes.get(shadow[1])
+            if statistic is not None and statistic.op in VARIABLE_OPS:
+                found[tensor] = (statistic.name, self._update_of(statistic.name) or op)
+        return found
+
+    def _averaging_inputs(self, ref: str) -> Iterator[str]:
+        """The tensors an assign's value is computed from through averaging arithmetic (data inputs only);
+        an assign passed through (a debias shadow's update) contributes its value."""
+        frontier, seen = [ref], set()
+        for _ in range(_AVERAGE_DEPTH + 1):
+            following = []
+            for item in frontier:
+                tensor = tensor_name(item)
+                if tensor in seen:
+                    continue
+                seen.add(tensor)
+                yield tensor
+                node = self.nodes.get(input_name(item))
+                if node is None:
+                    continue
+                if node.op in _AVERAGING_OPS:
+                    following += [i for i in node.input if not i.startswith("^")]
+                elif node.op in ASSIGN_OPS and len(node.input) >= 2:
+                    following.append(node.input[1])
+            frontier = following
+
+    def _update_of(self, variable: str) -> str | None:
+        """The assign op that writes ``variable`` under an ``AssignMovingAvg`` scope, if any."""
+        for node in self.of_type(sorted(ASSIGN_OPS)):
+            if "AssignMovingAvg" in node.name and node.input:
+                target = self.source(node.input[0])
+                if target is not None and target.name == variable:
+                    return node.name
+        return None
