@@ -18,7 +18,10 @@ REALWORLD_WITH_DATA = [
     "bn_r2rt_mnist/temp-bn-save",
     "tf2_ckpt_emg_cbam/model.ckpt",
     "tm_savedmodel_salad/model.savedmodel/variables/variables",
+    "tf14_slim_stoch_depth/20171218-004853/model.ckpt",
 ]
+# Values for real TF 1.x graphs, written by fixtures/make_realworld_fixtures.py
+PAIRED = sorted(str(p.relative_to(FIXTURES))[: -len(".index")] for p in FIXTURES.glob("realworld/*/*/*.index"))
 
 
 def _same_bits(ours: np.ndarray, theirs: np.ndarray) -> bool:
@@ -54,6 +57,11 @@ def test_fixture_matches_tensorflow(scenario: str) -> None:
 def test_realworld_matches_tensorflow(relative: str) -> None:
     prefix = realworld(relative + ".index")
     assert _compare(str(prefix)[: -len(".index")]) > 0
+
+
+@pytest.mark.parametrize("relative", PAIRED)
+def test_values_for_realworld_graphs_match_tensorflow(relative: str) -> None:
+    assert _compare(str(FIXTURES / relative)) > 0
 
 
 def test_fixture_set_covers_the_formats_the_issue_names() -> None:

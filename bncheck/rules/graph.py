@@ -6,13 +6,31 @@ from collections.abc import Iterator
 
 from ..model import BNLayer, Severity
 from . import Context, Hit, per_layer, rule
-from .causes import diagnose
+from .causes import STATS, UPDATE_RULES, diagnose
+from .values import at_initial
+
+MOVED = (
+    "yet the saved statistics moved from 0/1: they were updated some other way (the update ops run on their own, "
+    "or the checkpoint comes from another graph)"
+)
 
 
 def _hits(code: str, layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """The graph's diagnosis ``code`` for the layer. The update-op findings (BN101-BN103) are info when
+    the values contradict them: statistics that moved were updated, whatever this graph says."""
     for diagnosis in diagnose(layer, context.graph):
-        if diagnosis.code == code:
+        if diagnosis.code != code:
+            continue
+        if code in UPDATE_RULES and _statistics_moved(layer):
+            yield layer.name, f"{diagnosis.message} — {MOVED}", Severity.INFO
+        else:
             yield layer.name, diagnosis.message
+
+
+def _statistics_moved(layer: BNLayer) -> bool:
+    """Both moving statistics were read, and they are not their initial 0/1."""
+    known = [at_initial(layer, role) for role in STATS]
+    return None not in known and not all(known)
 
 
 @rule(
@@ -38,6 +56,9 @@ def no_update_ops(layer: BNLayer, context: Context) -> Iterator[Hit]:
     built, and call the layer with ``training=True`` (or the learning phase) while
     training. TF2: call the model with ``model(x, training=True)`` in the training step
     (there is no graph file to check in TF2; BN002 catches the result).
+
+    When the checkpoint beside the graph holds statistics that moved from 0/1 all the same, the
+    finding is info: they were updated some other way, and the values are what inference uses.
 
     Silence: ``--ignore BN101`` (e.g. a deliberately frozen BN layer in a fine-tuning graph).
     """
@@ -70,6 +91,9 @@ def update_ops_not_run(layer: BNLayer, context: Context) -> Iterator[Hit]:
     control dependencies. TF2: no graph-level wiring; call the model with
     ``training=True``.
 
+    When the checkpoint beside the graph holds statistics that moved from 0/1 all the same, the
+    finding is info: they were updated some other way, and the values are what inference uses.
+
     Silence: ``--ignore BN102``.
     """
     yield from _hits("BN102", layer, context)
@@ -99,6 +123,9 @@ def update_ops_not_collected(layer: BNLayer, context: Context) -> Iterator[Hit]:
     ``tf.compat.v1.add_to_collection(UPDATE_OPS, op)`` for each op in ``layer.updates``).
     tf.compat.v1.layers: its layers do fill UPDATE_OPS. TF2 / Keras ``fit``: nothing to
     wire; Keras runs the updates itself.
+
+    When the checkpoint beside the graph holds statistics that moved from 0/1 all the same, the
+    finding is info: they were updated some other way, and the values are what inference uses.
 
     Silence: ``--ignore BN103``.
     """
