@@ -60,6 +60,8 @@ def _delta(a: BNLayer, b: BNLayer, role: str, rtol: float, atol: float) -> Delta
     va, vb = a.variables.get(role), b.variables.get(role)
     shape_a, shape_b = (va.shape if va else None), (vb.shape if vb else None)
     if va is None or vb is None:
+        if role in (a if va is None else b).hints.unmapped:
+            return Delta("not mapped", shape_a=shape_a, shape_b=shape_b)
         return Delta("added" if va is None else "removed", shape_a=shape_a, shape_b=shape_b)
     if shape_a != shape_b:
         return Delta("reshaped", shape_a=shape_a, shape_b=shape_b)
@@ -110,6 +112,14 @@ def _notes(report: DiffReport, frozen: tuple[str, ...]) -> None:
         if not any(fnmatchcase(pair.name, glob) for pair in report.pairs):
             report.notes.append(f"--frozen {glob!r} matches no layer present in both files")
     for pair in report.pairs:
+        unmapped = [role for role, delta in pair.deltas.items() if delta.status == "not mapped"]
+        if unmapped:
+            side = "A" if pair.a.variables.keys().isdisjoint(unmapped) else "B"
+            report.notes.append(
+                f"{pair.name}: {' and '.join(unmapped)} not compared: file {side} holds the layer's "
+                f"{' or '.join(pair.a.hints.unmapped or pair.b.hints.unmapped)} under a name it cannot map "
+                "(a .weights.h5 without its config)"
+            )
         if pair.bessel:
             n = pair.bessel
             factor = f"{n}/{n - 1}" if (pair.variance_ratio or 1) > 1 else f"{n - 1}/{n}"

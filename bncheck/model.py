@@ -74,6 +74,7 @@ class LayerHints:
     frozen: bool = False
     is_bn: bool = True
     training_mode: bool = False  # an exported node that computes batch statistics (ONNX training_mode=1)
+    unmapped: tuple[str, ...] = ()  # roles the file may hold under a name it cannot map (gamma or beta: vars/0)
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,8 @@ class Delta:
     """How one variable of a paired layer differs from A to B (values compared in float64).
 
     ``status``: identical (bit-identical), within (differs within --rtol/--atol), changed,
-    reshaped, added (only in B), removed (only in A), or not read.
+    reshaped, added (only in B), removed (only in A), not read, or not mapped (in one file, and
+    the other cannot say which of its variables it is: a Keras 3 ``.weights.h5`` without config).
     ``max_abs`` is over the finite changes; ``nonfinite`` counts the elements NaN or Inf on one
     side only (or Inf of opposite signs). ``max_rel`` is ``max_abs`` divided by the smaller of
     max |A| and max |B| (symmetric in A, B).
@@ -258,6 +260,12 @@ class LayerPair:
     deltas: dict[str, Delta]  # role -> delta, for every role in A or B
     variance_ratio: float | None = None  # B / A when every channel's moving_variance ratio is this one constant
     bessel: int | None = None  # n when that ratio is n/(n-1) or (n-1)/n: Bessel's correction, not a shift
+
+    @property
+    def identical(self) -> bool:
+        """Every variable compared is bit-identical (one that cannot be mapped is not compared)."""
+        compared = [d.status for d in self.deltas.values() if d.status != "not mapped"]
+        return bool(compared) and all(status == "identical" for status in compared)
 
     def changed(self, *roles: str) -> list[str]:
         """The given roles (default: all) that changed beyond tolerance."""
@@ -291,7 +299,7 @@ def summarize_diff(report: DiffReport) -> dict[str, int]:
         **severity_counts(report.findings),
         "paired": len(report.pairs),
         "changed": changed,
-        "identical": sum(all(d.status == "identical" for d in p.deltas.values()) for p in report.pairs),
+        "identical": sum(p.identical for p in report.pairs),
         "unpaired": len(report.only_a) + len(report.only_b),
         "unreadable": sum(bool(r.errors) for r in (report.a, report.b)),
     }

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 import bncheck
-from bncheck.rules import RULES
+from bncheck.comparison import pair_layers
+from bncheck.config import Thresholds
+from bncheck.model import BNLayer, DiffReport, Report, Variable
+from bncheck.rules import RULES, DiffContext
 
 from .conftest import FIXTURES, run_cli
 
@@ -295,3 +298,47 @@ def test_diff_fixtures_match_tensorflow() -> None:
                 for role, variable in layer.variables.items():
                     theirs = reader.get_tensor(variable.key)
                     assert np.array_equal(layer.values[role], theirs), (pair, side, variable.key)
+
+
+def test_roles_one_file_cannot_map_are_a_note_not_training() -> None:
+    """A .keras file and its own .weights.h5: every shared variable bit-identical. The .weights.h5 (no
+    config) cannot say whether a 3-variable layer's vars/0 is gamma or beta: not compared, no BN201/BN203."""
+    keras_dir = FIXTURES / "keras" / "k3_center_scale"
+    for a, b in (("model.keras", "model.weights.h5"), ("model.weights.h5", "model.keras")):
+        report, code = diff_json(keras_dir / a, keras_dir / b)
+        assert code == 0 and report["findings"] == [], (a, b)
+        layers = {layer["name"]: layer for layer in report["layers"]}
+        assert layers["bn_nocenter"]["gamma"]["status"] == "not mapped"
+        assert layers["bn_noscale"]["beta"]["status"] == "not mapped"
+        assert report["summary"]["identical"] == 3 and report["summary"]["changed"] == 0
+        assert sum("not compared" in note for note in report["notes"]) == 2
+
+
+def _layer(name: str, values: dict[str, np.ndarray]) -> BNLayer:
+    """A BN layer built in code, its variables read from ``values``."""
+    variables = {
+        role: Variable(
+            f"{name}/{role}", f"{name}/{role}", str(v.dtype), v.shape, lambda key: values[key.rpartition("/")[2]]
+        )
+        for role, v in values.items()
+    }
+    layer = BNLayer(name, variables)
+    layer.values = values
+    return layer
+
+
+def test_a_removed_gamma_is_not_training() -> None:
+
+    stats = {"moving_mean": np.full(4, 0.5, np.float32), "moving_variance": np.full(4, 2.0, np.float32)}
+    a = _layer("bn", {"gamma": np.full(4, 1.5, np.float32), **stats})
+    b = _layer("bn", dict(stats))
+    report = DiffReport(Report("a", "test"), Report("b", "test"), [pair_layers(a, b)])
+    context = DiffContext((), Thresholds())
+    assert list(RULES["BN201"].run(report, context)) == []
+    (finding,) = RULES["BN203"].run(report, context)
+    assert finding.message == "gamma missing in B"
+    b_trained = _layer("bn", {"gamma": np.full(4, 1.25, np.float32), **stats})
+    (trained,) = RULES["BN201"].run(
+        DiffReport(Report("a", "test"), Report("b", "test"), [pair_layers(a, b_trained)]), context
+    )
+    assert trained.message.startswith("gamma by up to 0.25")

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from ..errors import FormatError
-from ..model import Checkpoint, Variable
+from ..model import Checkpoint, LayerHints, Variable
 from ..naming import BN_NAME
 from .keras_common import (
     H5_ERRORS,
@@ -246,6 +246,8 @@ class _Walker:
             roles = _roles_without_config(len(values))
             if len(values) in self.ambiguous:
                 self.ambiguous[len(values)].append(name)
+            if len(values) == 3:  # vars/0 is gamma or beta: the file cannot say which
+                self.hints[name] = LayerHints(unmapped=("gamma", "beta"))
         for i, dataset in enumerate(values):
             role = roles[i] if i < len(roles) else None
             self.variables.append(h5_variable(dataset, f"{name}/{role}" if role else f"{name}/vars/{i}", self.read))

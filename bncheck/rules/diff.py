@@ -31,6 +31,11 @@ def _change(role: str, delta: Delta) -> str:
     return f"{role} by up to {delta.max_abs:.3g}{relative}{nonfinite}"
 
 
+def _values_changed(pair: LayerPair, *roles: str) -> list[str]:
+    """The roles whose values changed beyond tolerance (not: added, removed, reshaped, unmapped)."""
+    return [role for role in roles if role in pair.deltas and pair.deltas[role].status == "changed"]
+
+
 def _changes(pair: LayerPair, roles: list[str]) -> str:
     return ", ".join(_change(role, pair.deltas[role]) for role in roles)
 
@@ -46,7 +51,9 @@ def _changes(pair: LayerPair, roles: list[str]) -> str:
 def stats_frozen_while_trained(report: DiffReport, context: DiffContext) -> Iterator[Hit]:
     """Between checkpoint A and the later checkpoint B, the layer's gamma and/or beta
     changed (the optimizer trained it) while moving_mean and moving_variance stayed the
-    same (bit-identical, or within --rtol/--atol).
+    same (bit-identical, or within --rtol/--atol). Only a change of values counts: gamma or beta
+    present in one file only (removed, added, or not mapped by a ``.weights.h5`` without config)
+    is BN203's or a note, not training.
 
     Why it matters: the moving statistics are updated by separate assign ops that run only
     when the layer is called in training mode and something makes the ops execute. If the
@@ -66,7 +73,7 @@ def stats_frozen_while_trained(report: DiffReport, context: DiffContext) -> Iter
     for pair in report.pairs:
         if frozen_globs(pair.name, context.frozen):
             continue
-        trained = pair.changed("gamma", "beta")
+        trained = _values_changed(pair, "gamma", "beta")
         stats = [pair.deltas.get(role) for role in STATS]
         if not trained or not all(d is not None and d.status in ("identical", "within") for d in stats):
             continue
@@ -113,12 +120,12 @@ def frozen_layer_drift(report: DiffReport, context: DiffContext) -> Iterator[Hit
         changed = pair.changed()
         if not globs or not changed:
             continue
-        trained = pair.changed("gamma", "beta")
-        why = (
-            "the optimizer still trained it"
-            if trained
-            else "gamma/beta did not, so the layer still ran in training mode and its update ops ran"
-        )
+        if _values_changed(pair, "gamma", "beta"):
+            why = "the optimizer still trained it"
+        elif _values_changed(pair, *STATS):
+            why = "gamma/beta did not, so the layer still ran in training mode and its update ops ran"
+        else:
+            why = "the layer's variables differ between the files (see BN203)"
         yield (
             pair.name,
             f"declared frozen (--frozen {globs[0]!r}) but {_changes(pair, changed)} changed: {why}",
