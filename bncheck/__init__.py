@@ -3,6 +3,7 @@
 >>> import bncheck
 >>> report = bncheck.inspect("model.ckpt")
 >>> [f.code for f in report.findings]
+>>> reports = bncheck.scan("export/")  # every model in a directory, as `bncheck inspect export/`
 """
 
 from __future__ import annotations
@@ -12,26 +13,74 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from .config import Settings
     from .model import DiffReport, Report
 
 
 def inspect(path: str, settings: Settings | None = None, *, meta: str | None = None, graph: bool = True) -> Report:
     """Read the model at ``path`` (and its training graph: ``meta``, else the one beside it,
-    unless ``graph`` is False) and run the rules; raises BncheckError on bad input."""
+    unless ``graph`` is False) and run the rules; a directory must hold exactly one model
+    (:func:`scan` reads them all). Raises BncheckError on bad input."""
     from .analysis import analyse
     from .config import Settings
-    from .readers import open_with_graph
+    from .errors import BncheckError
+    from .readers import open_found
+    from .readers.discover import find_models, several_models
 
-    return analyse(open_with_graph(path, meta, graph), settings or Settings())
+    models = find_models(path)
+    if len(models) > 1:
+        raise BncheckError(f"{several_models(path, models)}; bncheck.scan({path!r}) reports each")
+    return analyse(open_found(models[0], meta, graph), settings or Settings())
 
 
-def diff(a: str, b: str, settings: Settings | None = None, *, frozen: tuple[str, ...] = ()) -> DiffReport:
+def scan(
+    path: str,
+    settings: Settings | None = None,
+    *,
+    exclude: Iterable[str] = (),
+    meta: str | None = None,
+    graph: bool = True,
+) -> list[Report]:
+    """What ``bncheck inspect PATH`` does: a report for every model at ``path`` (a directory is scanned;
+    ``exclude``: globs it skips, besides the settings' own). A model that cannot be read is a report
+    with ``errors``, not an exception; the reports keep summaries of the values, not the values.
+    Raises BncheckError only when ``meta`` is given for a path holding several models."""
+    from .analysis import analyse
+    from .config import Settings
+    from .errors import BncheckError
+    from .model import Report
+    from .readers import open_found
+    from .readers.discover import find_models
+
+    settings = settings or Settings()
+    try:
+        models = find_models(path, settings.exclude + tuple(exclude))
+    except BncheckError as exc:
+        return [Report(path, "unreadable", errors=[str(exc)])]
+    if meta and len(models) > 1:
+        raise BncheckError(f"--meta names the graph of one model, but {path} holds {len(models)}")
+    reports = []
+    for model in models:
+        try:
+            checkpoint = open_found(model, meta, graph)
+            try:
+                reports.append(analyse(checkpoint, settings, keep_values=False))
+            finally:
+                checkpoint.close()  # a scan of a thousand models must not hold a thousand open files
+        except BncheckError as exc:
+            reports.append(Report(model.path, "unreadable", errors=[str(exc)]))
+    return reports
+
+
+def diff(a: str, b: str, settings: Settings | None = None, *, frozen: str | Iterable[str] = ()) -> DiffReport:
     """Compare the BN state of the models at ``a`` and ``b`` (any formats bncheck reads) and run
-    the diff rules; ``frozen``: layer-name globs that must not change (BN202). Raises
+    the diff rules; ``frozen``: a layer-name glob or several that must not change (BN202). Raises
     BncheckError on bad input."""
     from .comparison import compare
     from .config import Settings
     from .readers import open_model
 
-    return compare(open_model(a), open_model(b), settings or Settings(), tuple(frozen))
+    globs = (frozen,) if isinstance(frozen, str) else tuple(frozen)
+    return compare(open_model(a), open_model(b), settings or Settings(), globs)

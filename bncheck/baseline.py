@@ -4,6 +4,10 @@ Known findings are still reported (marked as such) but do not count toward the e
 status, so a team can adopt bncheck on models with accepted problems and still fail
 on new ones. A finding is identified by (rule code, model file, layer); the file is
 compared by its real path, so ``dir``, ``./dir`` and ``dir/model.ckpt-20.index`` agree.
+A report's relative paths are relative to the directory it was made in, which is
+usually where it is kept: they are resolved against the baseline file's directory and
+against the working directory, so a baseline matches from anywhere and in a checkout
+elsewhere.
 """
 
 from __future__ import annotations
@@ -27,12 +31,14 @@ def load_baseline(path: Path) -> set[Key]:
 
     if not path.is_file():
         raise InputError(f"{path}: baseline is not a file")
+    bases = {os.path.dirname(os.path.abspath(path)), os.getcwd()}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         keys = {
-            _key(finding["code"], file.get("file") or file["path"], finding.get("layer"))
+            _key(finding["code"], os.path.join(base, file.get("file") or file["path"]), finding.get("layer"))
             for file in data["files"]
             for finding in file["findings"]
+            for base in bases
         }
     except OSError as exc:
         raise InputError(f"{path}: cannot read baseline ({exc.strerror})") from None

@@ -7,6 +7,7 @@ Heavy modules (numpy, rich, protobuf) are imported inside the commands so that
 from __future__ import annotations
 
 import gc
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -28,7 +29,45 @@ def _split(values: tuple[str, ...]) -> list[str]:
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _discard(stream: IO[str]) -> None:
+    """Send what ``stream`` still gets to /dev/null: its reader has gone (``| head``)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+
+
+def _quietly(write: Callable[[], object], stream: IO[str] | None = None) -> None:
+    """Run ``write`` (to ``stream``, default stderr); a closed pipe there must not change the exit status."""
+    try:
+        write()
+    except BrokenPipeError:
+        _discard(stream or sys.stderr)
+
+
+def _say(message: str) -> None:
+    _quietly(lambda: click.echo(message, err=True))
+
+
+class _Main(click.Group):
+    """The command group; its exit status survives a closed stdout or stderr (``bncheck ... 2>&1 | head -1``)."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            status = super().main(*args, standalone_mode=False, **kwargs)  # click's own messages come to us
+        except click.ClickException as exc:
+            _quietly(exc.show)
+            status = exc.exit_code
+        except click.Abort:
+            _say("Aborted!")
+            status = 1
+        except SystemExit as exc:
+            status = exc.code
+        for stream in (sys.stdout, sys.stderr):
+            _quietly(stream.flush, stream)
+        sys.exit(status)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bncheck")
 def main() -> None:
     """Lint the BatchNormalization state of saved TensorFlow / Keras models."""
@@ -38,18 +77,22 @@ def main() -> None:
 
 
 def _settings(
+    command: str,
     config: str | None,
     fail_on: str | None,
     select: tuple[str, ...],
     ignore: tuple[str, ...],
     thresholds: tuple[str, ...],
     exclude: tuple[str, ...],
+    graph: bool = True,
 ) -> Settings:
-    """[tool.bncheck] of --config or the nearest pyproject.toml, overlaid by the command line."""
+    """[tool.bncheck] of --config or the nearest pyproject.toml, overlaid by the command line; a selection
+    that leaves ``command`` ("inspect" or "diff") no rule to run is an error."""
     from dataclasses import replace
     from pathlib import Path
 
     from .config import check_codes, find_pyproject, load_file, parse_fail_on, settings_from
+    from .errors import ConfigError
 
     source = Path(config) if config else find_pyproject(Path.cwd())
     table = load_file(source, required=bool(config)) if source else {}
@@ -60,7 +103,7 @@ def _settings(
         if not sep:
             raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--threshold")
         pairs[key.strip()] = value.strip()
-    return replace(
+    settings = replace(
         settings,
         fail_on=parse_fail_on(fail_on, "--fail-on") if fail_on else settings.fail_on,
         select=check_codes(_split(select), "--select") if select else settings.select,
@@ -68,6 +111,18 @@ def _settings(
         thresholds=settings.thresholds.updated(pairs, "--threshold"),
         exclude=settings.exclude + tuple(exclude),
     )
+    if not settings.runnable(command, graph):
+        chosen = " and ".join(
+            f"--{name} {','.join(codes)}" if given else f"{name} = {list(codes)} in {source}"
+            for name, codes, given in (("select", settings.select, select), ("ignore", settings.ignore, ignore))
+            if codes
+        )
+        rules = "BN0xx, and BN1xx with a graph" if command == "inspect" else "BN2xx"
+        raise ConfigError(
+            f"{chosen}{' with --no-graph' if not graph else ''}: no rule of bncheck {command} left to run "
+            f"(its rules: {rules})"
+        )
+    return settings
 
 
 def _emit(render: Callable[[Any, IO[str], bool], None], payload: Any, output: str | None, show_all: bool) -> None:
@@ -77,14 +132,51 @@ def _emit(render: Callable[[Any, IO[str], bool], None], payload: Any, output: st
             with open(output, "w", encoding="utf-8") as stream:
                 render(payload, stream, show_all)
         except OSError as exc:
-            click.echo(f"bncheck: error: cannot write {output} ({exc.strerror})", err=True)
+            _say(f"bncheck: error: cannot write {output} ({exc.strerror})")
             sys.exit(2)
         return
-    try:
+
+    def to_stdout() -> None:
         render(payload, sys.stdout, show_all)
         sys.stdout.flush()
-    except BrokenPipeError:  # e.g. piped into head
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    _quietly(to_stdout, sys.stdout)
+
+
+def _refuse_to_overwrite(output: str, inputs: list[str], exclude: tuple[str, ...] = ()) -> None:
+    """``-o`` must not name a file any input model is read from (by identity: links and other spellings too)."""
+    from .errors import ConfigError
+    from .readers.discover import input_files
+
+    try:
+        written = os.stat(output)
+    except OSError:
+        return  # not there yet, so no input; or not writable, which writing says
+    for path in inputs:
+        for file in input_files(path, exclude):
+            try:
+                same = os.path.samestat(written, os.stat(file))
+            except OSError:
+                continue
+            if same:
+                raise ConfigError(f"-o {output} is one of the inputs ({file}); write the report elsewhere")
+
+
+def _report_shows_errors(fmt: str, output: str | None) -> bool:
+    """Whether the errors are already on the screen: a table on stdout, and stderr the same terminal."""
+    if fmt != "table" or output or not (sys.stdout.isatty() and sys.stderr.isatty()):
+        return False
+    try:
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno()))
+    except (OSError, ValueError):
+        return False
+
+
+def _echo_errors(errors: list[str], fmt: str, output: str | None) -> None:
+    """The report's errors on stderr too (CI logs keep them), unless the table shows them on the same terminal."""
+    if not _report_shows_errors(fmt, output):
+        for error in errors:
+            _say(f"bncheck: error: {error}")
 
 
 @main.command()
@@ -127,50 +219,39 @@ def inspect(
     """
     from pathlib import Path
 
-    from .analysis import analyse
+    from . import scan
     from .baseline import apply_baseline, load_baseline
     from .errors import BncheckError
-    from .model import Report, exit_code
-    from .readers import open_with_graph
-    from .readers.discover import model_paths
+    from .model import exit_code
     from .render import renderer
 
     if meta and (len(paths) > 1 or no_graph):
-        click.echo("bncheck: error: --meta names the graph of one PATH and cannot go with --no-graph", err=True)
+        _say("bncheck: error: --meta names the graph of one PATH and cannot go with --no-graph")
         sys.exit(2)
     try:
-        settings = _settings(config, fail_on, select, ignore, thresholds, exclude)
+        settings = _settings("inspect", config, fail_on, select, ignore, thresholds, exclude, not no_graph)
         known = load_baseline(Path(baseline)) if baseline else set()
+        if output:
+            _refuse_to_overwrite(output, [*paths, *([meta] if meta else [])], settings.exclude)
+        reports = [report for path in paths for report in scan(path, settings, meta=meta, graph=not no_graph)]
     except BncheckError as exc:
-        click.echo(f"bncheck: error: {exc}", err=True)
+        _say(f"bncheck: error: {exc}")
         sys.exit(2)
-    reports = []
-    for path in paths:
-        try:
-            models = model_paths(path, settings.exclude)
-        except BncheckError as exc:
-            reports.append(Report(path, "unreadable", errors=[str(exc)]))
-            continue
-        if meta and len(models) > 1:
-            click.echo(f"bncheck: error: --meta names the graph of one model, but {path} holds {len(models)}", err=True)
-            sys.exit(2)
-        for model in models:
-            try:
-                checkpoint = open_with_graph(model, meta, not no_graph)
-                try:
-                    reports.append(analyse(checkpoint, settings, keep_values=False))
-                finally:
-                    checkpoint.close()  # a scan of a thousand models must not hold a thousand open files
-            except BncheckError as exc:
-                reports.append(Report(model, "unreadable", errors=[str(exc)]))
     apply_baseline(reports, known)
     _emit(renderer(fmt), reports, output, show_all)
-    for report in reports:
-        for error in report.errors:
-            click.echo(f"bncheck: error: {error}", err=True)
+    _echo_errors([error for report in reports for error in report.errors], fmt, output)
     findings = [f for r in reports for f in r.findings]
     status = exit_code(any(r.errors for r in reports), findings, settings.fail_on)
     sys.exit(0 if exit_zero and status == 1 else status)
+
+
+_TOLERANCE = click.FloatRange(min=0)
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 @main.command()
@@ -184,9 +265,9 @@ def inspect(
 @click.option("--select", multiple=True, help="Only these rule codes or prefixes (repeatable, comma-separated).")
 @click.option("--ignore", multiple=True, help="Skip these rule codes or prefixes (repeatable, comma-separated).")
 @click.option("--frozen", multiple=True, metavar="GLOB", help="Layers that must not change (fnmatch; repeatable).")
-@click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance of 'changed' [default: 0].")
-@click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance of 'changed' [default: 0].")
-@click.option("--shift", type=click.FloatRange(min=0), help="BN204: relative change of a statistic [default: 1].")
+@click.option("--rtol", type=_TOLERANCE, callback=_finite, help="Relative tolerance of 'changed' [default: 0].")
+@click.option("--atol", type=_TOLERANCE, callback=_finite, help="Absolute tolerance of 'changed' [default: 0].")
+@click.option("--shift", type=_TOLERANCE, callback=_finite, help="BN204: relative change of a statistic [default: 1].")
 @click.option("--config", type=click.Path(dir_okay=False), help="Read settings from FILE instead of pyproject.toml.")
 @click.option("--all", "show_all", is_flag=True, help="List every layer and finding, even in large models.")
 def diff(
@@ -219,7 +300,9 @@ def diff(
     options = {"change_rtol": rtol, "change_atol": atol, "stats_shift": shift}
     thresholds = tuple(f"{name}={value!r}" for name, value in options.items() if value is not None)
     try:
-        settings = _settings(config, fail_on, select, ignore, thresholds, ())
+        settings = _settings("diff", config, fail_on, select, ignore, thresholds, ())
+        if output:
+            _refuse_to_overwrite(output, [a, b])
         checkpoints = open_model(a), open_model(b)
         try:
             report = compare(*checkpoints, settings, frozen)
@@ -227,11 +310,10 @@ def diff(
             for checkpoint in checkpoints:
                 checkpoint.close()
     except BncheckError as exc:
-        click.echo(f"bncheck: error: {exc}", err=True)
+        _say(f"bncheck: error: {exc}")
         sys.exit(2)
     _emit(diff_renderer(fmt), report, output, show_all)
-    for error in report.errors:
-        click.echo(f"bncheck: error: {error}", err=True)
+    _echo_errors(report.errors, fmt, output)
     sys.exit(exit_code(bool(report.errors), report.findings, settings.fail_on))
 
 
@@ -242,11 +324,11 @@ def rules(code: str | None) -> None:
     from .rules import RULES
 
     if code is None:
-        for rule in RULES.values():
-            click.echo(f"{rule.code}  {rule.name:<28} {rule.severity.label:<8} {rule.summary}")
-        return
-    rule = RULES.get(code.upper())
-    if rule is None:
-        click.echo(f"bncheck: error: unknown rule {code!r}; 'bncheck rules' lists them", err=True)
+        text = "\n".join(f"{r.code}  {r.name:<28} {r.severity.label:<8} {r.summary}" for r in RULES.values())
+    elif code.upper() in RULES:
+        rule = RULES[code.upper()]
+        text = f"{rule.code} {rule.name} ({rule.severity.label})\n\n{rule.doc}\n\nIn short: {rule.fix}"
+    else:
+        _say(f"bncheck: error: unknown rule {code!r}; 'bncheck rules' lists them")
         sys.exit(2)
-    click.echo(f"{rule.code} {rule.name} ({rule.severity.label})\n\n{rule.doc}\n\nIn short: {rule.fix}")
+    _quietly(lambda: click.echo(text), sys.stdout)

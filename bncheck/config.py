@@ -8,7 +8,9 @@ errors, so a typo in CI configuration cannot silently disable a check.
 from __future__ import annotations
 
 import fnmatch
+import math
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,41 @@ from typing import Any
 from .errors import ConfigError
 from .model import Severity
 
+# Valid range of each threshold: (low, high, low included). Shares and momentum are fractions; bounds are
+# positive; tolerances may be 0. Every value must be finite.
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "default_momentum": (0.0, 1.0, True),
+    "default_epsilon": (0.0, math.inf, True),
+    "barely_remaining": (0.0, 1.0, True),
+    "barely_tolerance": (0.0, math.inf, True),
+    "amplification": (0.0, math.inf, False),
+    "mean_bound": (0.0, math.inf, False),
+    "variance_bound": (0.0, math.inf, False),
+    "variance_ratio": (1.0, math.inf, True),
+    "dead_gamma": (0.0, math.inf, True),
+    "dead_share": (0.0, 1.0, True),
+    "change_rtol": (0.0, math.inf, True),
+    "change_atol": (0.0, math.inf, True),
+    "stats_shift": (0.0, math.inf, True),
+}
+
+
+def _check_range(name: str, value: float, origin: str, spelled: str | None = None) -> None:
+    low, high, low_included = RANGES[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{origin}: threshold '{spelled or name}' must be a number, not {value!r}")
+    inside = (value >= low if low_included else value > low) and value <= high
+    if not (math.isfinite(value) and inside):
+        if high == math.inf:
+            valid = f"{'>=' if low_included else '>'} {low:g}"
+        else:
+            valid = f"in {'[' if low_included else '('}{low:g}, {high:g}]"
+        raise ConfigError(f"{origin}: threshold '{spelled or name}' must be a finite number {valid}, not {value!r}")
+
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Numbers the value rules compare against (defaults documented in each rule)."""
+    """Numbers the value rules compare against (defaults documented in each rule; valid ranges in RANGES)."""
 
     default_momentum: float = 0.99  # Keras and tf.layers default when a file does not record it
     default_epsilon: float = 1e-3  # Keras and tf.layers default
@@ -34,6 +67,10 @@ class Thresholds:
     change_rtol: float = 0.0  # diff: an element changed when |b - a| > change_atol + change_rtol * |a|
     change_atol: float = 0.0
     stats_shift: float = 1.0  # BN204: max |b - a| / min(max |a|, max |b|) of a moving statistic
+
+    def __post_init__(self) -> None:
+        for name in self.names():
+            _check_range(name, getattr(self, name), "Thresholds")
 
     @classmethod
     def names(cls) -> list[str]:
@@ -51,23 +88,49 @@ class Thresholds:
                 changes[name] = float(value)
             except (TypeError, ValueError):
                 raise ConfigError(f"{origin}: threshold '{key}' must be a number, not {value!r}") from None
+            _check_range(name, changes[name], origin, key)
         return replace(self, **changes)
+
+
+Globs = tuple[tuple[str, tuple[str, ...]], ...]  # (glob, codes)
 
 
 @dataclass(frozen=True)
 class Settings:
+    """What to check and how strictly. Codes are normalised (upper case; one string is one code) and checked."""
+
     fail_on: Severity | None = Severity.ERROR  # None: never fail on findings
     select: tuple[str, ...] = ()  # codes or prefixes; empty means all
     ignore: tuple[str, ...] = ()
     thresholds: Thresholds = Thresholds()
-    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (path glob, codes)
-    per_layer_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (layer glob, codes)
+    per_file_ignores: Globs = ()  # (path glob, codes)
+    per_layer_ignores: Globs = ()  # (layer glob, codes)
     exclude: tuple[str, ...] = field(default=())  # globs skipped by directory scans
+
+    def __post_init__(self) -> None:
+        def globs(pairs: Globs) -> Globs:
+            return tuple((glob, check_codes(_strings(codes), "Settings")) for glob, codes in pairs)
+
+        object.__setattr__(self, "select", check_codes(_strings(self.select), "Settings"))
+        object.__setattr__(self, "ignore", check_codes(_strings(self.ignore), "Settings"))
+        object.__setattr__(self, "per_file_ignores", globs(self.per_file_ignores))
+        object.__setattr__(self, "per_layer_ignores", globs(self.per_layer_ignores))
+        object.__setattr__(self, "exclude", _strings(self.exclude))
 
     def wants(self, code: str) -> bool:
         if self.select and not any(code.startswith(s) for s in self.select):
             return False
         return not any(code.startswith(s) for s in self.ignore)
+
+    def runnable(self, kind: str, graph: bool = True) -> list[str]:
+        """The codes of the ``kind`` rules ("inspect" or "diff") this selection runs (``graph``: with a graph)."""
+        from .rules import RULES
+
+        return [
+            code
+            for code, rule in RULES.items()
+            if rule.kind == kind and (graph or not rule.needs_graph) and self.wants(code)
+        ]
 
     def ignored_at(self, code: str, paths: tuple[str, ...], layer: str | None) -> bool:
         """Whether a per-file ignore (on any of the model's ``paths``) or a per-layer ignore silences ``code``."""
@@ -78,6 +141,11 @@ class Settings:
             if layer is not None and fnmatch.fnmatchcase(layer, pattern) and any(code.startswith(c) for c in codes):
                 return True
         return False
+
+
+def _strings(value: str | Iterable[str]) -> tuple[str, ...]:
+    """One string is one item, not its characters."""
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def _matches_path(path: str, pattern: str) -> bool:
@@ -91,6 +159,8 @@ FAIL_ON = ("error", "warning", "info", "never")
 
 def check_codes(codes: list[str] | tuple[str, ...], origin: str) -> tuple[str, ...]:
     """Upper-case codes or prefixes, each of which must match some rule."""
+    if not codes:
+        return ()
     from .rules import RULES
 
     result = []

@@ -173,3 +173,80 @@ def test_state_file_with_escaped_non_ascii_names(tmp_path: Path) -> None:
     result = run_cli("inspect", str(tmp_path))
     assert result.returncode == 2 and "unreadable model_checkpoint_path" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _closed_pipe_status(*args: str, stdout: bool, stderr: bool) -> subprocess.CompletedProcess[bytes]:
+    """Run the CLI with stdout and/or stderr writing into a pipe whose reader is gone (`... | head -0`)."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "bncheck", *args],
+            stdout=write if stdout else subprocess.DEVNULL,
+            stderr=write if stderr else subprocess.DEVNULL,
+            env={**os.environ, "NO_COLOR": "1"},
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize(
+    "args, status",
+    [
+        (("inspect", str(FIXTURES), "/nonexistent"), 2),
+        (("inspect", "/nonexistent"), 2),
+        (("inspect", str(BUGGY)), 1),
+        (("inspect", "--format", "json", str(BUGGY)), 1),
+        (("inspect", str(CORRECT)), 0),
+        (("inspect", "--no-such-option", str(CORRECT)), 2),
+        (("inspect", "--select", "XX9", str(CORRECT)), 2),
+        (("diff", str(BUGGY), "/nonexistent"), 2),
+        (("rules",), 0),
+        (("rules", "BN999"), 2),
+    ],
+)
+@pytest.mark.parametrize("closed", ["stdout", "stderr", "both"])
+def test_exit_status_survives_closed_output_streams(args: tuple[str, ...], status: int, closed: str) -> None:
+    result = _closed_pipe_status(*args, stdout=closed != "stderr", stderr=closed != "stdout")
+    assert result.returncode == status
+
+
+def _on_a_terminal(*args: str, stderr_to_terminal: bool = True) -> tuple[str, bytes]:
+    """Run the CLI with stdout (and stderr) on a pseudo-terminal; what the terminal shows, and stderr if piped."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bncheck", *args],
+        stdout=follower,
+        stderr=follower if stderr_to_terminal else subprocess.PIPE,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+    )
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    piped = process.stderr.read() if process.stderr else b""
+    process.wait(timeout=120)
+    return shown.decode(), piped
+
+
+def test_errors_are_shown_once_on_a_terminal() -> None:
+    missing = str(CORRECT) + "-missing"
+    shown, _ = _on_a_terminal("inspect", str(CORRECT), missing)
+    assert shown.count("no such file, directory or checkpoint prefix") == 1, shown
+    shown, piped = _on_a_terminal("inspect", str(CORRECT), missing, stderr_to_terminal=False)
+    assert shown.count("no such file") == 1 and b"bncheck: error:" in piped and b"no such file" in piped
+    shown, _ = _on_a_terminal("inspect", "--format", "json", missing)  # json is for programs: stderr says it too
+    assert "bncheck: error:" in shown

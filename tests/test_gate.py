@@ -241,3 +241,154 @@ def test_scan_of_more_models_than_open_files_allowed() -> None:
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert len(json.loads(result.stdout)["files"]) == models
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("inspect", "--select", "BN2", str(BUGGY)),
+        ("inspect", "--ignore", "BN0,BN1", str(BUGGY)),
+        ("inspect", "--select", "BN1", "--no-graph", str(BUGGY)),
+        (
+            "diff",
+            "--select",
+            "BN0",
+            str(FIXTURES / "diff" / "no_updates" / "a"),
+            str(FIXTURES / "diff" / "no_updates" / "b"),
+        ),
+        (
+            "diff",
+            "--ignore",
+            "BN2",
+            str(FIXTURES / "diff" / "no_updates" / "a"),
+            str(FIXTURES / "diff" / "no_updates" / "b"),
+        ),
+    ],
+    ids=[
+        "inspect-select-diff-rules",
+        "inspect-ignore-all",
+        "graph-rules-without-graph",
+        "diff-select-value-rules",
+        "diff-ignore-all",
+    ],
+)
+def test_a_selection_that_runs_no_rule_is_exit_2(args: tuple[str, ...]) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2 and "no rule" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_selection_in_the_file_that_runs_no_rule_of_the_command_is_exit_2(tmp_path: Path) -> None:
+    project = _project(tmp_path, '[tool.bncheck]\nselect = ["BN0", "BN1"]\n')
+    pair = FIXTURES / "diff" / "no_updates"
+    result = run_cli("diff", str(pair / "a"), str(pair / "b"), cwd=project)
+    assert result.returncode == 2 and "no rule" in result.stderr and "pyproject.toml" in result.stderr
+
+
+def test_codes_are_case_insensitive_everywhere(tmp_path: Path) -> None:
+    from bncheck.config import Settings
+    from bncheck.errors import ConfigError
+
+    assert run_cli("inspect", "--select", "bn002", str(BUGGY)).returncode == 1
+    assert run_cli("inspect", "--ignore", "bn002,bn1", str(BUGGY)).returncode == 0
+    project = _project(
+        tmp_path, '[tool.bncheck]\nignore = ["bn002"]\n[tool.bncheck.per-layer-ignores]\n"*" = ["bn1"]\n'
+    )
+    assert run_cli("inspect", "model", cwd=project).returncode == 0
+    assert Settings(select=("bn002",)).wants("BN002") and not Settings(ignore=("bn0",)).wants("BN002")
+    assert Settings(select="bn002").select == ("BN002",)  # one code as a string, not its characters
+    assert Settings(per_layer_ignores=(("*", ("bn002",)),)).ignored_at("BN002", (), "batch_normalization")
+    with pytest.raises(ConfigError, match="bn999"):
+        Settings(ignore=("bn999",))
+
+
+@pytest.mark.parametrize(
+    "item, expected",
+    [
+        ("amplification=nan", "'amplification' must be a finite number > 0"),
+        ("amplification=inf", "'amplification' must be a finite number > 0"),
+        ("amplification=0", "'amplification' must be a finite number > 0"),
+        ("dead_share=-1", "'dead_share' must be a finite number in [0, 1]"),
+        ("dead-share=1.5", "'dead-share' must be a finite number in [0, 1]"),
+        ("default-momentum=2", "'default-momentum' must be a finite number in [0, 1]"),
+        ("barely_tolerance=-0.1", "'barely_tolerance' must be a finite number >= 0"),
+    ],
+)
+def test_thresholds_are_range_checked(item: str, expected: str) -> None:
+    result = run_cli("inspect", "--threshold", item, str(CORRECT))
+    assert result.returncode == 2 and expected in result.stderr, result.stderr
+
+
+def test_thresholds_in_the_file_are_range_checked(tmp_path: Path) -> None:
+    from bncheck.config import Thresholds
+    from bncheck.errors import ConfigError
+
+    project = _project(tmp_path, "[tool.bncheck.thresholds]\ndead-share = -1\n")
+    result = run_cli("inspect", "model", cwd=project)
+    assert result.returncode == 2 and "'dead-share' must be a finite number in [0, 1]" in result.stderr
+    assert "pyproject.toml" in result.stderr
+    pair = FIXTURES / "diff" / "no_updates"
+    assert run_cli("diff", "--rtol", "nan", str(pair / "a"), str(pair / "b")).returncode == 2
+    with pytest.raises(ConfigError, match="stats_shift"):
+        Thresholds(stats_shift=float("nan"))
+
+
+def test_a_baseline_matches_from_another_working_directory(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(BUGGY, repo / "fixtures" / "x")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    made = run_cli("inspect", "--format", "json", "fixtures/x", cwd=repo)
+    assert made.returncode == 1
+    (repo / "b.json").write_text(made.stdout)
+    baseline = str(repo / "b.json")
+    assert run_cli("inspect", "--baseline", baseline, "fixtures/x", cwd=repo).returncode == 0
+    assert run_cli("inspect", "--baseline", baseline, str(repo / "fixtures" / "x"), cwd=elsewhere).returncode == 0
+    assert run_cli("inspect", "--baseline", "../repo/b.json", "../repo/fixtures/x", cwd=elsewhere).returncode == 0
+    # a baseline kept below the directory it was made in still matches from there (CI runs at the root)
+    (repo / "ci").mkdir()
+    (repo / "ci" / "b.json").write_text(made.stdout)
+    assert run_cli("inspect", "--baseline", "ci/b.json", "fixtures/x", cwd=repo).returncode == 0
+    # and not another model
+    shutil.copytree(BUGGY, repo / "fixtures" / "y")
+    assert run_cli("inspect", "--baseline", baseline, str(repo / "fixtures" / "y"), cwd=elsewhere).returncode == 1
+
+
+def _model_bytes(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "command, victim",
+    [
+        (("inspect", "m"), "m/model.ckpt-20.index"),
+        (("inspect", "m"), "m/model.ckpt-20.data-00000-of-00001"),
+        (("inspect", "m"), "m/model.ckpt-20.meta"),
+        (("inspect", "m"), "m/checkpoint"),
+        (("inspect", "."), "m/model.ckpt-20.index"),
+        (("inspect", "m/model.ckpt-20"), "m/model.ckpt-20.meta"),
+        (("inspect", "--meta", "g/graph.meta", "m/model.ckpt-20"), "g/graph.meta"),
+        (("inspect", "k"), "k/model.keras"),
+        (("diff", "k/model.keras", "m"), "m/model.ckpt-20.index"),
+        (("diff", "m", "k/model.keras"), "k/model.keras"),
+    ],
+)
+def test_output_naming_an_input_is_refused(tmp_path: Path, command: tuple[str, ...], victim: str) -> None:
+    shutil.copytree(BUGGY, tmp_path / "m")
+    (tmp_path / "g").mkdir()
+    shutil.copy(BUGGY / "model.ckpt-20.meta", tmp_path / "g" / "graph.meta")
+    (tmp_path / "k").mkdir()
+    shutil.copy(FIXTURES / "keras" / "k3_fit" / "model.keras", tmp_path / "k")
+    before = _model_bytes(tmp_path)
+    result = run_cli(*command, "-o", victim, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "is one of the inputs" in result.stderr and Path(victim).name in result.stderr
+    assert _model_bytes(tmp_path) == before
+    os.link(tmp_path / victim, tmp_path / "hardlink")  # the same file under another name
+    assert run_cli(*command, "-o", "hardlink", cwd=tmp_path).returncode == 2
+    assert _model_bytes(tmp_path) == {**before, "hardlink": before[Path(victim).name]}
+
+
+def test_output_beside_the_inputs_is_written(tmp_path: Path) -> None:
+    shutil.copytree(BUGGY, tmp_path / "m")
+    assert run_cli("inspect", "m", "--format", "json", "-o", "m/report.json", cwd=tmp_path).returncode == 1
+    assert json.loads((tmp_path / "m" / "report.json").read_text())["summary"]["errors"] == 6
