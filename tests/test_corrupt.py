@@ -131,7 +131,9 @@ def unknown_dtype(prefix: str) -> str:
 
 
 def state_file_names_missing_prefix(prefix: str) -> str:
-    directory = Path(prefix).parent
+    """A state file alone (beside other checkpoints it is a note and those are inspected)."""
+    directory = Path(prefix).parent / "state_only"
+    directory.mkdir()
     (directory / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-99"\n')
     return str(directory)
 

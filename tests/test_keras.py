@@ -270,7 +270,7 @@ def test_hdf5_and_zip_that_are_not_keras(tmp_path: Path) -> None:
     with h5py.File(tmp_path / "data.h5", "w") as h5:
         h5["x"] = np.arange(3)
     shutil.make_archive(str(tmp_path / "archive"), "zip", KERAS / "k3_fit" / "export")
-    for path, message in ((tmp_path / "data.h5", "without Keras weights"), (tmp_path / "archive.zip", "without")):
+    for path, message in ((tmp_path / "data.h5", "in neither Keras layout"), (tmp_path / "archive.zip", "without")):
         with pytest.raises(BncheckError, match=message):
             bncheck.inspect(str(path))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import struct
 from array import array
 from typing import IO, Any, NamedTuple
@@ -29,6 +30,7 @@ from google.protobuf.message import DecodeError
 
 from ..errors import FormatError, InputError, IntegrityError
 from .crc import crc32c, mask
+from .lfs import file_pointer_size, pointer_message, refuse_pointer
 from .proto import tf_subset_pb2 as pb
 from .sstable import Table, varint
 
@@ -172,6 +174,7 @@ class Bundle:
                 data = f.read()
         except OSError as exc:
             raise InputError(f"{self.index_path}: cannot read ({exc.strerror})") from None
+        refuse_pointer(data, self.index_path)
         # Every entry decoded once, into columns (a few bytes per tensor, not a message or a tuple each);
         # entries the fast decoder declines keep their bytes for protobuf, which reports any damage on use.
         self._rows: dict[str, int] = {}  # tensor name -> row in the columns
@@ -243,9 +246,20 @@ class Bundle:
     def shard_path(self, shard: int) -> str:
         return f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}"
 
-    def missing_shards(self) -> list[str]:
-        """Data files the index refers to that are not on disk."""
-        return [p for p in map(self.shard_path, range(self.num_shards)) if not os.path.isfile(p)]
+    def unread_shards(self) -> list[str]:
+        """Why data files the index refers to cannot be read: missing, or a Git LFS pointer in the real file's place
+        (a file small enough to be one is read; no other data file is)."""
+        problems = []
+        for path in map(self.shard_path, range(self.num_shards)):
+            try:
+                info = os.stat(path)
+            except OSError:
+                info = None
+            if info is None or not stat.S_ISREG(info.st_mode):
+                problems.append(f"{path}: data file missing")
+            elif (size := file_pointer_size(path, info.st_size)) is not None:
+                problems.append(pointer_message(path, size))
+        return problems
 
     def _shard(self, shard: int) -> tuple[IO[bytes], int]:
         """The open data file of ``shard`` and its size."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from .lfs import refuse_pointer
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx")
 _CHECKPOINT_FILE = re.compile(r"^(.+)\.(index|meta|data-\d{5}-of-\d{5})$")
@@ -178,9 +179,11 @@ def _is_frozen_graph(path: Path) -> bool:
 def read_state(state: Path) -> tuple[str, list[str]]:
     """The latest checkpoint a ``checkpoint`` state file (a text proto) names, and all it lists."""
     try:
-        text = state.read_text(encoding="utf-8", errors="replace")
+        data = state.read_bytes()
     except OSError as exc:
         raise InputError(f"{state}: cannot read ({exc.strerror})") from None
+    refuse_pointer(data, str(state))
+    text = data.decode("utf-8", errors="replace")
     latest: str | None = None
     listed = []
     for field, raw in _STATE_LINE.findall(text):

@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 from ..errors import FormatError, InputError
 from ..model import Checkpoint, Variable
 from .graph import GraphIndex
+from .lfs import pointer_size
 from .proto import tf_subset_pb2 as pb
 from .structure import find_bn_layers
 
@@ -32,12 +33,15 @@ _SNIFF_BYTES = 1 << 16
 
 
 def looks_like_graph_def(path: Path) -> bool:
-    """Whether ``path`` starts like a serialized GraphDef: a first node with a name and an op."""
+    """Whether ``path`` starts like a serialized GraphDef (a first node with a name and an op), or is a Git LFS
+    pointer that may stand in for one (so that a directory scan reports it instead of skipping it)."""
     try:
         with path.open("rb") as stream:
             head = stream.read(_SNIFF_BYTES)
     except OSError:
         return False
+    if pointer_size(head) is not None:
+        return True
     if len(head) < 2 or head[0] != 0x0A:  # field 1 (node), length-delimited
         return False
     length, at = 0, 1

@@ -165,6 +165,21 @@ def read_keras_archive(path: str, shown: str) -> Checkpoint:
     return checkpoint
 
 
+def is_keras3_weights(h5: Any) -> bool:
+    """The Keras 3 layout: the model's own ``vars`` group of numbered datasets at the root (often empty), or a layer
+    container (``layers``, ``_layer_checkpoint_dependencies``) whose layers hold ``vars`` groups."""
+    own = h5.get("vars")
+    if _is_group(own) and all(key.isdigit() for key in own):
+        return True
+    containers = (h5.get(name) for name in CONTAINERS)
+    return any(
+        _is_group(layer) and _is_group(layer.get("vars"))
+        for container in containers
+        if _is_group(container)
+        for layer in container.values()
+    )
+
+
 def read_weights(h5: Any, shown: str, config: LayerConfig | None, fmt: str = "Keras 3 .weights.h5") -> Checkpoint:
     """The layers of a Keras 3 weights file; ``config`` (from a ``.keras`` archive) names the roles."""
     walker = _Walker(shown, h5_reader(h5, shown))

@@ -31,7 +31,19 @@ from .keras_common import (
 
 
 def is_keras2_h5(h5: Any) -> bool:
-    return "layer_names" in h5.attrs or "layer_names0" in h5.attrs or "model_weights" in h5
+    return _layer_list(h5) is not None
+
+
+def _layer_list(h5: Any) -> Any:
+    """The group whose ``layer_names`` attribute lists the layers: group ``model_weights`` of a full model, the root
+    of a weights-only file; None in any other HDF5 file."""
+    import h5py
+
+    weights = h5.get("model_weights")
+    for group in (weights, h5) if isinstance(weights, h5py.Group) else (h5,):
+        if "layer_names" in group.attrs or "layer_names0" in group.attrs:
+            return group
+    return None
 
 
 def read_keras2_h5(h5: Any, shown: str) -> Checkpoint:
@@ -43,13 +55,13 @@ def read_keras2_h5(h5: Any, shown: str) -> Checkpoint:
 
 
 def _read(h5: Any, shown: str) -> Checkpoint:
-    root = h5.get("model_weights", h5)
+    root = _layer_list(h5)
     config = None
     if "model_config" in h5.attrs:
         config = parse_config(load_json(decode(h5.attrs["model_config"]), shown, "model_config"))
     layers = {c.name: c for c in config.walk()} if config else {}
     version = decode(root.attrs.get("keras_version", h5.attrs.get("keras_version", ""))) or None
-    kind = "full model" if "model_weights" in h5 else "weights"
+    kind = "weights" if root is h5 else "full model"
     fmt = f"Keras HDF5 {kind}" + (f" (Keras {version})" if version else "")
     variables: list[Variable] = []
     read = h5_reader(h5, shown)

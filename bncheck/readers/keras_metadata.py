@@ -15,6 +15,7 @@ from google.protobuf.message import DecodeError
 from ..errors import FormatError
 from ..model import LayerHints
 from .keras_common import OTHER_NORM, parse_config
+from .lfs import refuse_pointer
 
 METADATA = "keras_metadata.pb"
 
@@ -27,7 +28,9 @@ def saved_model_hints(directory: Path) -> dict[str, LayerHints]:
     if not path.is_file():
         return {}
     try:
-        saved = pb.SavedMetadata.FromString(path.read_bytes())
+        data = path.read_bytes()
+        refuse_pointer(data, str(path))
+        saved = pb.SavedMetadata.FromString(data)
     except (OSError, DecodeError) as exc:
         raise FormatError(f"{path}: unreadable keras_metadata.pb ({exc})") from None
     hints: dict[str, LayerHints] = {}

@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError
 from ..errors import FormatError, InputError
 from ..model import Checkpoint, GraphFacts, GraphLayer, GraphVariable, LayerHints
 from .graph import ASSIGN_OPS, FUSED_BN, IF_OPS, VARIABLE_OPS, GraphIndex, input_name, variable_name
+from .lfs import pointer_message, pointer_size
 from .numbers import attribute_number
 from .proto import tf_subset_pb2 as pb
 from .structure import find_bn_layers
@@ -58,6 +59,9 @@ def read_graph(path: Path) -> GraphFacts | None:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read the graph ({exc.strerror or exc}){NO_GRAPH}") from None
+    size = pointer_size(data)
+    if size is not None:
+        raise InputError(pointer_message(str(path), size) + NO_GRAPH)
     try:
         if path.name == "saved_model.pb":
             saved = pb.SavedModel.FromString(data)

@@ -4,8 +4,11 @@ Object-based checkpoints carry their object graph in the string tensor
 ``_CHECKPOINTABLE_OBJECT_GRAPH`` (a ``TrackableObjectGraph``): every variable node
 names its ``checkpoint_key`` and the ``full_name`` it had in the program (e.g.
 ``conv2_block1_1_bn/gamma``), and optimizer slots are listed per original variable.
-Layer names come from ``full_name``, never from key paths, because one layer's
+Layer names come from ``full_name``, not from key paths, because one layer's
 variables can sit under several paths (Keras 3 saves gamma/beta under the optimizer).
+The object graph is stored in the data file: when that is missing (or a Git LFS
+pointer), the key paths (``layer_with_weights-1/gamma``) are all there is, and a
+note says so.
 """
 
 from __future__ import annotations
@@ -26,28 +29,38 @@ from .proto import tf_subset_pb2 as pb
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 EXPORT_ALIASES = "_all_variables/"  # Keras 3 model.export stores every variable twice; these are the copies
+KEY_PATHS = (
+    "layer names are key paths of the checkpoint, not the names the program used: those are in its object graph, "
+    "stored in the data file that was not read"
+)
+KERAS3_TRAINABLES = "optimizer/_trainable_variables/"  # Keras 3 under tf.train.Checkpoint: gamma/beta are saved here
 
 
 def read_checkpoint(prefix: str, shown_path: str, format_name: str | None = None) -> Checkpoint:
     """Read the index of ``prefix``; values stay on disk until a rule needs them."""
     bundle = Bundle(prefix)
-    missing = bundle.missing_shards()
-    problems = [f"{path}: data file missing; names and shapes were checked, values were not" for path in missing]
-    graph = None
-    if OBJECT_GRAPH_KEY in bundle and not missing:
-        graph = _object_graph(bundle)
-    if graph is not None:
-        variables = _object_variables(bundle, graph)
-        kind = "TF2 object-based checkpoint"
+    unread = bundle.unread_shards()
+    object_based = OBJECT_GRAPH_KEY in bundle
+    if object_based and not unread:
+        variables = _object_variables(bundle, _object_graph(bundle))
     else:
         variables = _name_variables(bundle)
-        kind = "TF2 object-based checkpoint" if OBJECT_GRAPH_KEY in bundle else "TF1 name-based checkpoint"
+    kind = "TF2 object-based checkpoint" if object_based else "TF1 name-based checkpoint"
+    problems = [f"{why}; names and shapes were checked, values were not" for why in unread]
     checkpoint = Checkpoint(
         shown_path, format_name or kind, variables, problems=problems, file=bundle.index_path, close=bundle.close
     )
-    if not missing:
+    if object_based and unread:
+        checkpoint.notes.append(KEY_PATHS + _unmatched(bundle))
+    if not unread:
         _find_step(checkpoint)
     return checkpoint
+
+
+def _unmatched(bundle: Bundle) -> str:
+    if any(name.startswith(KERAS3_TRAINABLES) for name in bundle.names()):
+        return f"; gamma/beta kept under {KERAS3_TRAINABLES}N (as Keras 3 saves them) are not matched to their layer"
+    return ""
 
 
 def _variables(bundle: Bundle) -> Callable[[str, str], Variable]:
