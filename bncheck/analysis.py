@@ -16,7 +16,7 @@ from functools import cache
 from .config import Settings
 from .errors import BncheckError, FormatError
 from .grouping import group_layers
-from .model import NOTHING, BNLayer, Checkpoint, Report
+from .model import NOTHING, BNLayer, Checkpoint, Finding, Report, Statement
 from .rules import RULES, Context
 from .rules.values import at_initial
 from .summary import PackedStats, fingerprint, summarise
@@ -35,6 +35,7 @@ def read_layers(checkpoint: Checkpoint, load: bool = True) -> Report:
         grouping.layers,
         errors=list(checkpoint.problems),
         file=checkpoint.file or checkpoint.path,
+        framework=checkpoint.framework,
     )
     report.notes.extend(checkpoint.notes)
     report.notes.extend(grouping.notes)
@@ -61,7 +62,9 @@ def analyse(checkpoint: Checkpoint, settings: Settings, keep_values: bool = True
     def evidence() -> str | None:
         return _training_evidence(step, checkpoint.step_source, report.layers)
 
-    context = Context(step, checkpoint.step_source, settings.thresholds, checkpoint.graph, evidence)
+    context = Context(
+        step, checkpoint.step_source, settings.thresholds, checkpoint.graph, evidence, checkpoint.framework
+    )
     wanted = [rule for code, rule in RULES.items() if rule.kind == "inspect" and settings.wants(code)]
     wanted = [rule for rule in wanted if checkpoint.graph or not rule.needs_graph]
     # Per-layer rules on Stats alone wait for every layer only when they may need the evidence of all
@@ -89,7 +92,22 @@ def analyse(checkpoint: Checkpoint, settings: Settings, keep_values: bool = True
     report.findings = [f for f in found if not settings.ignored_at(f.code, paths, f.layer)]
     order = {layer.name: i for i, layer in enumerate(report.layers)}
     report.findings.sort(key=lambda f: (order.get(f.layer or "", -1), f.code))
+    report.statements = model_wide(report)
     return report
+
+
+def model_wide(report: Report) -> list[Statement]:
+    """The rules that fired on every BN layer of a model (two or more) and say what that means."""
+    by_code: dict[str, list[Finding]] = {}
+    for finding in report.findings:
+        by_code.setdefault(finding.code, []).append(finding)
+    layers = {layer.name for layer in report.layers}
+    statements = []
+    for code, findings in by_code.items():
+        rule = RULES[code]
+        if rule.model_wide and len(layers) >= 2 and {f.layer for f in findings} >= layers:
+            statements.append(Statement(code, max(f.severity for f in findings), len(layers), rule.model_wide))
+    return sorted(statements, key=lambda statement: statement.code)
 
 
 def _not_before_every_layer() -> str | None:

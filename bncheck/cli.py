@@ -327,7 +327,7 @@ def rules(code: str | None) -> None:
         text = "\n".join(f"{r.code}  {r.name:<28} {r.severity.label:<8} {r.summary}" for r in RULES.values())
     elif code.upper() in RULES:
         rule = RULES[code.upper()]
-        text = f"{rule.code} {rule.name} ({rule.severity.label})\n\n{rule.doc}\n\nIn short: {rule.fix}"
+        text = f"{rule.code} {rule.name} ({rule.severity.label})\n\n{rule.doc}\n\n{rule.fix_text}"
     else:
         _say(f"bncheck: error: unknown rule {code!r}; 'bncheck rules' lists them")
         sys.exit(2)

@@ -35,7 +35,7 @@ def compare(a: Checkpoint, b: Checkpoint, settings: Settings, frozen: tuple[str,
     in_a = {layer.name for layer in report.a.layers}
     report.only_b = [layer.name for layer in report.b.layers if layer.name not in in_a]
     _notes(report, frozen)
-    context = DiffContext(frozen, settings.thresholds)
+    context = DiffContext(frozen, settings.thresholds, b.framework)
     for code, rule in RULES.items():
         if rule.kind == "diff" and settings.wants(code):
             paths = (a.path, a.file or a.path, b.path, b.file or b.path)

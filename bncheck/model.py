@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import Enum, IntEnum
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -26,6 +26,27 @@ class Severity(IntEnum):
     @classmethod
     def parse(cls, text: str) -> Severity:
         return cls[text.upper()]
+
+
+class Framework(Enum):
+    """Who wrote a file, in the terms its fixes are spelled in."""
+
+    TF1 = "TF1"  # tf.compat.v1 graphs: name-based checkpoints, .meta, TF1 SavedModels, frozen GraphDefs
+    TF2 = "TF2"  # tf.train.Checkpoint / tf.saved_model in eager TF2: object-based checkpoints, TF2 SavedModels
+    KERAS = "Keras"  # model.fit / model.save: .keras, .h5, .weights.h5
+    ONNX = "ONNX"  # an exporter's model (torch.onnx, tf2onnx)
+
+    @property
+    def label(self) -> str:
+        return _FRAMEWORK_LABELS[self]
+
+
+_FRAMEWORK_LABELS = {
+    Framework.TF1: "TF1 (tf.compat.v1 graphs and Saver checkpoints)",
+    Framework.TF2: "TF2 (tf.train.Checkpoint, tf.saved_model, custom training loops)",
+    Framework.KERAS: "Keras (model.fit, .keras/.h5 files)",
+    Framework.ONNX: "ONNX (models exported by torch.onnx or tf2onnx)",
+}
 
 
 NOTHING: Mapping = MappingProxyType({})  # the empty slots, values, stats of many thousands of objects, shared
@@ -130,6 +151,7 @@ class Checkpoint:
     file: str | None = None  # the one file that stands for the model (e.g. the .index); default: path
     graph: GraphFacts | None = None  # the training graph beside it (.meta, SavedModel "train" tag)
     structure: list[GraphLayer] | None = None  # BN layers found by a graph's structure; None: no graph read
+    framework: Framework | None = None  # who wrote it, for the spelling of causes and fixes; None: unknown
     close: Callable[[], None] = field(default=lambda: None, repr=False)  # closes the files the values are read from
 
 
@@ -166,7 +188,19 @@ class Finding:
     severity: Severity
     layer: str | None
     message: str
+    fix: str = ""  # what to do, in the words of the file's framework
     known: bool = False  # listed in the baseline: shown, but does not fail the run
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A condition of the whole model (a rule that fired on every BN layer), said once in the table;
+    the findings stay one per layer."""
+
+    code: str
+    severity: Severity
+    layers: int
+    message: str
 
 
 @dataclass
@@ -182,6 +216,8 @@ class Report:
     notes: list[str] = field(default_factory=list)  # what was seen but not judged
     errors: list[str] = field(default_factory=list)  # what could not be read (exit 2)
     file: str | None = None  # the file findings point at (SARIF, annotations); default: path
+    framework: Framework | None = None
+    statements: list[Statement] = field(default_factory=list)  # model-wide conditions
 
     def codes(self, layer: str) -> list[str]:
         return codes_of(self.findings, layer)

@@ -15,7 +15,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from ..errors import FormatError, InputError
-from ..model import Checkpoint, Variable
+from ..model import Checkpoint, Framework, Variable
 from .graph import GraphIndex
 from .lfs import pointer_size
 from .proto import tf_subset_pb2 as pb
@@ -86,7 +86,7 @@ def read_frozen_graph(path: Path, shown: str) -> Checkpoint:
         return tensor_value(constants[name].attr["value"].tensor, f"{shown}: constant {name}")
 
     variables = [_constant(node, shown, read) for node in constants.values()]
-    checkpoint = Checkpoint(shown, FORMAT, variables, file=str(path))
+    checkpoint = Checkpoint(shown, FORMAT, variables, file=str(path), framework=Framework.TF1)
     checkpoint.structure = find_bn_layers(GraphIndex.of(graph))
     return checkpoint
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from ..errors import FormatError
-from ..model import Checkpoint, LayerHints, Variable
+from ..model import Checkpoint, Framework, LayerHints, Variable
 from ..naming import BN_NAME
 from .keras_common import (
     H5_ERRORS,
@@ -187,7 +187,9 @@ def read_weights(h5: Any, shown: str, config: LayerConfig | None, fmt: str = "Ke
         walker.saveable(h5, config, Path(shown).name, (), top=True)
     except H5_ERRORS as exc:
         raise FormatError(f"{shown}: unreadable Keras weights file ({exc})") from None
-    checkpoint = Checkpoint(shown, fmt, walker.variables, hints=walker.hints, file=shown, close=h5.close)
+    checkpoint = Checkpoint(
+        shown, fmt, walker.variables, hints=walker.hints, file=shown, framework=Framework.KERAS, close=h5.close
+    )
     checkpoint.notes.extend(walker.summary())
     _find_step(h5, checkpoint)
     return checkpoint

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import FormatError
-from ..model import Checkpoint, LayerHints, Variable
+from ..model import Checkpoint, Framework, LayerHints, Variable
 from ..naming import STEP_NAMES
 from .keras_common import (
     H5_ERRORS,
@@ -79,7 +79,7 @@ def _read(h5: Any, shown: str) -> Checkpoint:
     for layer in layers.values():
         if layer.is_bn or OTHER_NORM.search(layer.class_name):
             hints[layer.name] = layer.hints()
-    checkpoint = Checkpoint(shown, fmt, variables, hints=hints, file=shown, close=h5.close)
+    checkpoint = Checkpoint(shown, fmt, variables, hints=hints, file=shown, framework=Framework.KERAS, close=h5.close)
     _find_step(h5, checkpoint)
     return checkpoint
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FormatError, InputError
-from ..model import Checkpoint, LayerHints, Variable
+from ..model import Checkpoint, Framework, LayerHints, Variable
 from .numbers import attribute_number
 
 FORMAT = "ONNX model"
@@ -65,7 +65,7 @@ def read_onnx(path: Path, shown: str) -> Checkpoint:
 
 
 def _checkpoint(path: Path, shown: str, bn_nodes: list[Any], tensors: dict[str, Any], numpy_helper: Any) -> Checkpoint:
-    checkpoint = Checkpoint(shown, FORMAT, [], file=str(path))
+    checkpoint = Checkpoint(shown, FORMAT, [], file=str(path), framework=Framework.ONNX)
 
     def read(key: str) -> np.ndarray:
         return _load(tensors[key], key, shown, numpy_helper)

@@ -21,7 +21,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from ..errors import BncheckError, FormatError
-from ..model import Checkpoint, Variable
+from ..model import Checkpoint, Framework, Variable
 from ..naming import STEP_NAMES
 from .bundle import Bundle
 from .proto import tf_subset_pb2 as pb
@@ -48,7 +48,13 @@ def read_checkpoint(prefix: str, shown_path: str, format_name: str | None = None
     kind = "TF2 object-based checkpoint" if object_based else "TF1 name-based checkpoint"
     problems = [f"{why}; names and shapes were checked, values were not" for why in unread]
     checkpoint = Checkpoint(
-        shown_path, format_name or kind, variables, problems=problems, file=bundle.index_path, close=bundle.close
+        shown_path,
+        format_name or kind,
+        variables,
+        problems=problems,
+        file=bundle.index_path,
+        framework=Framework.TF2 if object_based else Framework.TF1,
+        close=bundle.close,
     )
     if object_based and unread:
         checkpoint.notes.append(KEY_PATHS + _unmatched(bundle))

@@ -1,6 +1,7 @@
 """GitHub Actions workflow commands: one ``::error``/``::warning``/``::notice`` line per finding.
 
-Findings listed in a baseline are printed as notices; unreadable files as errors.
+Findings listed in a baseline are printed as notices; unreadable files as errors; a rule that
+fired on every BN layer of a model adds one notice saying what that means.
 """
 
 from __future__ import annotations
@@ -31,3 +32,6 @@ def render(reports: list[Report], stream: IO[str], show_all: bool = False) -> No
             title = f"{finding.code} {finding.name}" + (" (baseline)" if finding.known else "")
             message = f"{finding.layer or '(model)'}: {finding.message}"
             stream.write(f"::{command} file={file},line=1,title={_property(title)}::{_data(message)}\n")
+        for statement in report.statements:  # model-wide: said once more, as a notice
+            title = _property(f"{statement.code} on all {statement.layers} BN layers")
+            stream.write(f"::notice file={file},line=1,title={title}::{_data(statement.message)}\n")

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from ..model import BNLayer, Delta, DiffReport, Finding, LayerPair, Report, Stats, summarize, summarize_diff
+from ..model import BNLayer, Delta, DiffReport, Finding, LayerPair, Report, Statement, Stats, summarize, summarize_diff
 
 VERSION = 1
 
@@ -70,7 +70,17 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "severity": f.severity.label,
         "layer": f.layer,
         "message": f.message,
+        "fix": f.fix,
         "known": f.known,
+    }
+
+
+def statement_dict(statement: Statement) -> dict[str, Any]:
+    return {
+        "code": statement.code,
+        "severity": statement.severity.label,
+        "layers": statement.layers,
+        "message": statement.message,
     }
 
 
@@ -83,10 +93,12 @@ def as_dict(reports: list[Report]) -> dict[str, Any]:
                 "path": r.path,
                 "file": r.file or r.path,
                 "format": r.format,
+                "framework": r.framework.value if r.framework else None,
                 "step": r.step,
                 "step_source": r.step_source,
                 "layers": Rows(_layers(r)),
                 "findings": Rows(finding_dict(f) for f in r.findings),
+                "statements": [statement_dict(s) for s in r.statements],
                 "notes": r.notes,
                 "errors": r.errors,
             }

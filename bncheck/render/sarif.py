@@ -17,7 +17,7 @@ from typing import IO, Any
 from urllib.parse import quote
 
 from .. import __version__
-from ..model import Finding, Report, Severity
+from ..model import Finding, Report, Severity, Statement
 from ..rules import RULES
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -50,7 +50,7 @@ def _rule(code: str) -> dict[str, Any]:
         "name": rule.name,
         "shortDescription": {"text": rule.summary},
         "fullDescription": {"text": " ".join(paragraphs[0].split()) if paragraphs else rule.summary},
-        "help": {"text": f"{rule.doc}\n\nIn short: {rule.fix}"},
+        "help": {"text": f"{rule.doc}\n\n{rule.fix_text}"},
         "defaultConfiguration": {"level": LEVEL[rule.severity]},
         "properties": {"tags": ["batch-normalization"]},
     }
@@ -79,10 +79,17 @@ def _result(report: Report, finding: Finding, index: dict[str, int]) -> dict[str
         "message": {"text": f"{finding.layer or '(model)'}: {finding.message}"},
         "locations": [location],
         "partialFingerprints": {"bncheckFinding/v1": fingerprint(finding.code, file, finding.layer)},
+        "properties": {"fix": finding.fix},
     }
     if finding.known:
         result["baselineState"] = "unchanged"
     return result
+
+
+def _statement(report: Report, statement: Statement) -> dict[str, Any]:
+    """A model-wide condition (its findings are results, one per layer)."""
+    uri = relative_uri(report.file or report.path)
+    return {"uri": uri, "ruleId": statement.code, "layers": statement.layers, "message": statement.message}
 
 
 def as_dict(reports: list[Report]) -> dict[str, Any]:
@@ -110,6 +117,7 @@ def as_dict(reports: list[Report]) -> dict[str, Any]:
                     {"executionSuccessful": not notifications, "toolExecutionNotifications": notifications}
                 ],
                 "results": [_result(r, f, index) for r in reports for f in r.findings],
+                "properties": {"statements": [_statement(r, s) for r in reports for s in r.statements]},
             }
         ],
     }

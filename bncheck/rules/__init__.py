@@ -11,11 +11,11 @@ Its docstring is the rule's documentation (``bncheck rules CODE``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from ..config import Thresholds
-from ..model import BNLayer, Finding, GraphFacts, Severity
+from ..model import NOTHING, BNLayer, Finding, Framework, GraphFacts, Severity
 
 Hit = tuple[str | None, str] | tuple[str | None, str, Severity]
 
@@ -33,6 +33,7 @@ class Context:
     thresholds: Thresholds
     graph: GraphFacts | None = None  # the training graph beside the model, when there is one
     evidence: Callable[[], str | None] = _no_evidence  # asked only when needed: it looks at every layer
+    framework: Framework | None = None  # who wrote the file: the spelling of causes and fixes
 
     @property
     def trained(self) -> str | None:
@@ -46,6 +47,7 @@ class DiffContext:
 
     frozen: tuple[str, ...]  # layer-name globs the user declared frozen (--frozen)
     thresholds: Thresholds
+    framework: Framework | None = None  # who wrote B (the model whose training is judged)
 
 
 @dataclass(frozen=True)
@@ -54,12 +56,14 @@ class Rule:
     name: str
     severity: Severity
     summary: str
-    fix: str
+    fix: str  # what to do, in one line, whoever wrote the file
     check: Callable[..., Iterable[Hit]]  # (BNLayer | list[BNLayer], Context) or (DiffReport, DiffContext)
     kind: str = "inspect"  # "inspect" rules judge one model, "diff" rules two (bncheck diff)
     per_layer: bool = False  # the check takes one layer (else all layers, Stats only)
     needs_values: bool = True  # a per-layer check run while the layer's values are loaded (else on Stats, after)
     needs_graph: bool = False  # finds nothing without a training graph (not run then)
+    fixes: Mapping[Framework, str] = field(default_factory=lambda: NOTHING)  # ``fix`` as each framework spells it
+    model_wide: str = ""  # what it means when it fires on every BN layer of a model (said once in the table)
 
     @property
     def doc(self) -> str:
@@ -67,24 +71,57 @@ class Rule:
 
         return inspect.cleandoc(self.check.__doc__ or "")
 
-    def run(self, subject: object, context: object) -> Iterator[Finding]:
+    def fix_for(self, framework: Framework | None) -> str:
+        """The fix in the words of ``framework`` (the generic one when it has none of its own)."""
+        return self.fixes.get(framework, self.fix) if framework is not None else self.fix
+
+    @property
+    def fix_text(self) -> str:
+        """The fix in every spelling, as ``bncheck rules CODE`` prints it."""
+        lines = [f"In short: {self.fix}"]
+        lines += [f"  {framework.label}: {text}" for framework, text in self.fixes.items()]
+        return "\n".join(lines)
+
+    def run(self, subject: object, context: Context | DiffContext) -> Iterator[Finding]:
         """Findings of ``check(subject, context)``; subject and context as ``kind`` and ``per_layer`` say."""
+        fix = self.fix_for(context.framework)
         for hit in self.check(subject, context):
             severity = hit[2] if len(hit) == 3 else self.severity
-            yield Finding(self.code, self.name, severity, hit[0], hit[1])
+            yield Finding(self.code, self.name, severity, hit[0], hit[1], fix)
 
 
 RULES: dict[str, Rule] = {}
 
 
 def rule(
-    code: str, name: str, severity: Severity, summary: str, fix: str, kind: str = "inspect", needs_graph: bool = False
+    code: str,
+    name: str,
+    severity: Severity,
+    summary: str,
+    fix: str,
+    kind: str = "inspect",
+    needs_graph: bool = False,
+    fixes: Mapping[Framework, str] | None = None,
+    model_wide: str = "",
 ) -> Callable:
-    """Register the decorated check function as rule ``code``."""
+    """Register the decorated check function as rule ``code``; ``fixes`` spell ``fix`` per framework."""
 
     def register(check: Callable[..., Iterable[Hit]]) -> Callable:
         per_layer, values = check in _PER_LAYER, _PER_LAYER.get(check, True)
-        RULES[code] = Rule(code, name, severity, summary, fix, check, kind, per_layer, values, needs_graph)
+        RULES[code] = Rule(
+            code,
+            name,
+            severity,
+            summary,
+            fix,
+            check,
+            kind,
+            per_layer,
+            values,
+            needs_graph,
+            fixes or NOTHING,
+            model_wide,
+        )
         return check
 
     return register

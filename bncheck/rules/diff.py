@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
 
-from ..model import Delta, DiffReport, LayerPair, Severity
+from ..model import Delta, DiffReport, Framework, LayerPair, Severity
 from . import DiffContext, Hit, rule
 
 STATS = ("moving_mean", "moving_variance")
@@ -45,8 +45,16 @@ def _changes(pair: LayerPair, roles: list[str]) -> str:
     "stats-frozen-while-trained",
     Severity.ERROR,
     "gamma/beta changed between A and B but the moving statistics did not",
-    "run the BN update ops with the train op (UPDATE_OPS control dependency; training=True)",
+    "make the BN update ops run while training (BN called in training mode, nothing skipping the updates)",
     kind="diff",
+    fixes={
+        Framework.TF1: "run the BN update ops with the train op (control_dependencies(UPDATE_OPS) around minimize; "
+        "training=True)",
+        Framework.TF2: "call the model with training=True in the training step (GradientTape loop)",
+        Framework.KERAS: "train with model.fit, or call self(x, training=True) in a custom train_step; tf.keras: no "
+        "K.set_learning_phase(0) before building",
+        Framework.ONNX: "train the source model in training mode (PyTorch: model.train()) between the two exports",
+    },
 )
 def stats_frozen_while_trained(report: DiffReport, context: DiffContext) -> Iterator[Hit]:
     """Between checkpoint A and the later checkpoint B, the layer's gamma and/or beta
@@ -90,8 +98,15 @@ def stats_frozen_while_trained(report: DiffReport, context: DiffContext) -> Iter
     "frozen-layer-drift",
     Severity.ERROR,
     "a layer declared frozen (--frozen GLOB) changed between A and B",
-    "freeze BN in inference mode (TF1 training=False; Keras trainable=False) and leave it out of the optimizer",
+    "run frozen BN layers in inference mode and leave them out of the optimizer",
     kind="diff",
+    fixes={
+        Framework.TF1: "build the frozen layers with training=False and leave their variables out of the var_list",
+        Framework.TF2: "call the frozen part with training=False and apply gradients to model.trainable_variables",
+        Framework.KERAS: "set layer.trainable = False and call the base model with base(x, training=False)",
+        Framework.ONNX: "keep the frozen BN modules in eval() while fine-tuning (PyTorch: call .eval() on them after "
+        "model.train()) and out of the optimizer",
+    },
 )
 def frozen_layer_drift(report: DiffReport, context: DiffContext) -> Iterator[Hit]:
     """A layer whose name matches a ``--frozen GLOB`` (fnmatch on layer names,

@@ -13,7 +13,7 @@ from functools import wraps
 
 import numpy as np
 
-from ..model import ROLES, BNLayer, Severity, Stats
+from ..model import ROLES, BNLayer, Framework, Severity, Stats
 from . import Context, Hit, per_layer, rule
 from .causes import cause_of_missing_stats, cause_of_stale_stats
 
@@ -99,7 +99,17 @@ def _frozen_aware(keep_own_evidence: bool = False) -> Callable:
     "missing-moving-stats",
     Severity.ERROR,
     "gamma/beta saved but moving_mean or moving_variance missing",
-    "save all variables (Saver() or Saver(tf.global_variables())), not only trainable ones",
+    "save every variable, not only the trainable ones: the moving statistics are not trainable",
+    fixes={
+        Framework.TF1: "save all variables: tf.compat.v1.train.Saver() or Saver(tf.global_variables()), "
+        "not Saver(tf.trainable_variables())",
+        Framework.TF2: "checkpoint the model itself (tf.train.Checkpoint(model=model)); a var_list of your own must "
+        "include model.non_trainable_variables",
+        Framework.KERAS: "save with model.save or model.save_weights (they include the non-trainable weights), not a "
+        "list of model.trainable_weights",
+        Framework.ONNX: "export the whole module with its buffers (running_mean, running_var), not only its parameters",
+    },
+    model_wide="no BN layer has its moving statistics in the file: only the trainable variables were saved",
 )
 @per_layer
 def missing_moving_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
@@ -138,7 +148,20 @@ def missing_moving_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
     "stats-never-updated",
     Severity.ERROR,
     "moving statistics exactly 0/1 while the model trained",
-    "run the BN update ops with the train op (UPDATE_OPS control dependency; training=True)",
+    "make the BN update ops run while training (BN called in training mode, nothing skipping the updates)",
+    fixes={
+        Framework.TF1: "run the BN update ops with the train op: minimize under "
+        "control_dependencies(UPDATE_OPS) (tf.keras layers: model.updates), layers built with training=True",
+        Framework.TF2: "call the model with training=True in the training step (GradientTape loop), pass `training` "
+        "on in a subclassed call(), and keep BN layers trainable while training",
+        Framework.KERAS: "train in training mode: model.fit does; a custom train_step must call "
+        "self(x, training=True), a subclassed call() pass `training` on; tf.keras: no "
+        "K.set_learning_phase(0) before building",
+        Framework.ONNX: "train the source model in training mode before export (PyTorch: model.train(), momentum > 0, "
+        "track_running_stats=True)",
+    },
+    model_wide="the moving statistics of every BN layer are exactly 0/1 while the model trained: "
+    "the update ops never ran",
 )
 @per_layer(values=False)
 @_frozen_aware(keep_own_evidence=True)
@@ -156,8 +179,16 @@ def stats_never_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     build the layers with ``training=True`` (a placeholder) during training. tf.keras
     layers in a TF1 graph do not fill UPDATE_OPS: add ``model.updates`` (or
     ``layer.updates``) to the control dependencies. Keras: do not call
-    ``K.set_learning_phase(0)`` before building the model. TF2: call the model with
-    ``model(x, training=True)`` inside the custom training loop.
+    ``K.set_learning_phase(0)`` before building the model; a custom ``train_step`` must call
+    ``self(x, training=True)``. TF2: call the model with ``model(x, training=True)`` inside
+    the custom training loop (``tf.GradientTape``), pass ``training`` on from a subclassed
+    model's ``call()`` to its BN layers, and do not set ``trainable=False`` on a BN layer that
+    should learn (Keras then runs it in inference mode). ONNX (a PyTorch export): the source
+    model trained in ``eval()`` mode, with ``momentum=0`` or ``track_running_stats=False``:
+    train it with ``model.train()``.
+
+    The fix printed with a finding is the one for the framework that wrote the file; the
+    list below gives every spelling.
 
     With the training graph (``.meta``), the message names the cause the graph shows: no
     update ops (BN101), update ops no train op runs (BN102), not in UPDATE_OPS (BN103), or
@@ -189,6 +220,8 @@ def stats_never_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     Severity.WARNING,
     "every BN variable still at its initial value",
     "check that this layer (or model) was trained before it was saved",
+    model_wide="every BN layer is still at its initial values: the whole model looks untrained (saved before "
+    "training, or the wrong checkpoint)",
 )
 @per_layer(values=False)
 @_frozen_aware()
@@ -287,6 +320,15 @@ def non_positive_variance(layer: BNLayer, context: Context) -> Iterator[Hit]:
     Severity.WARNING,
     "moving statistics still close to their initial 0/1",
     "train longer or lower the momentum (e.g. 0.9) so the moving averages converge",
+    fixes={
+        Framework.TF1: "train longer, or tf.compat.v1.layers.batch_normalization(momentum=0.9) so the moving "
+        "averages converge faster",
+        Framework.TF2: "train longer, or BatchNormalization(momentum=0.9) so the moving averages converge faster",
+        Framework.KERAS: "train longer, or BatchNormalization(momentum=0.9) so the moving averages converge faster",
+        Framework.ONNX: "train longer, or raise the source model's BN momentum (PyTorch: the weight of each new "
+        "batch, 0.1 by default)",
+    },
+    model_wide="the moving statistics of every BN layer are still close to 0/1: too few steps for the momentum",
 )
 @per_layer(values=False)
 @_frozen_aware()
@@ -533,7 +575,13 @@ def inconsistent_layer(layer: BNLayer, context: Context) -> Iterator[Hit]:
     "stats-have-optimizer-slots",
     Severity.WARNING,
     "moving statistics carry optimizer slots: they were trained by gradient",
-    "keep moving_mean/moving_variance out of the optimizer's var_list",
+    "keep moving_mean/moving_variance out of the optimizer's variables",
+    fixes={
+        Framework.TF1: "keep moving_mean/moving_variance out of the optimizer's var_list and out of "
+        "TRAINABLE_VARIABLES",
+        Framework.TF2: "apply gradients to model.trainable_variables only",
+        Framework.KERAS: "do not make the moving statistics trainable (custom layers: add_weight(trainable=False))",
+    },
 )
 @per_layer
 def stats_have_slots(layer: BNLayer, context: Context) -> Iterator[Hit]:
@@ -567,7 +615,15 @@ def stats_have_slots(layer: BNLayer, context: Context) -> Iterator[Hit]:
     "exported-in-training-mode",
     Severity.ERROR,
     "a BN node of an exported model computes batch statistics (exported in training mode)",
-    "export in inference mode (PyTorch: model.eval() and the default TrainingMode.EVAL)",
+    "export in inference mode",
+    fixes={
+        Framework.ONNX: "export in inference mode (PyTorch: model.eval() before torch.onnx.export and the default "
+        "TrainingMode.EVAL; tf2onnx: the inference function)",
+        Framework.TF1: "build the exported graph with training=False (slim: is_training=False) before freezing",
+        Framework.TF2: "export a function that calls the model with training=False",
+        Framework.KERAS: "export with model.export() or a tf.function calling the model with training=False",
+    },
+    model_wide="every BN node of the export computes batch statistics: the model was exported in training mode",
 )
 @per_layer
 def exported_in_training_mode(layer: BNLayer, context: Context) -> Iterator[Hit]:
