@@ -246,9 +246,9 @@ def test_directory_scan_finds_frozen_graphs_and_onnx_but_not_saved_model_pb(tmp_
     saved = tmp_path / "export"
     (saved / "variables").mkdir(parents=True)
     (saved / "saved_model.pb").write_bytes((GRAPHS / "r2rt" / "frozen.pb").read_bytes())
-    from bncheck.readers.discover import discover
+    from bncheck.readers.discover import find_models
 
-    found = [Path(p).relative_to(tmp_path).as_posix() for p in discover(tmp_path)]
+    found = [Path(m.path).relative_to(tmp_path).as_posix() for m in find_models(str(tmp_path))]
     assert sorted(found) == ["export", "model.onnx"]
 
 

@@ -66,11 +66,6 @@ def several_models(path: str, models: list[Found]) -> str:
     return f"{path}: holds {len(models)} models ({names})"
 
 
-def discover(root: Path, exclude: tuple[str, ...] = ()) -> list[str]:
-    """The paths of the models under ``root``, as :func:`find_models` shows them."""
-    return [model.path for model in _scan(root, exclude)]
-
-
 def input_files(path: str, exclude: tuple[str, ...] = ()) -> Iterator[Path]:
     """Every file the models at ``path`` are read from (for refusing to write over one)."""
     try:
