@@ -73,6 +73,15 @@ class Graph:
         mul = self.node(f"{scope}/mul", "Mul", sub, decay)
         return self.node(scope, "AssignSub", variable, mul)
 
+    def momentum_cond(self, scope: str, predicate: str, momentum: float) -> str:
+        """A TF1 ``cond(predicate, lambda: momentum, lambda: 1.0)`` of constants; returns its Merge."""
+        self.node(f"{scope}/Switch", "Switch", predicate, predicate)
+        self.node(f"{scope}/switch_t", "Identity", f"{scope}/Switch:1")
+        self.node(f"{scope}/switch_f", "Identity", f"{scope}/Switch")
+        self.const(f"{scope}/Const", momentum, f"^{scope}/switch_t")
+        self.const(f"{scope}/Const_1", 1.0, f"^{scope}/switch_f")
+        return self.node(f"{scope}/Merge", "Merge", f"{scope}/Const_1", f"{scope}/Const")
+
     def train_op(self, *depends_on: str, name: str = "Adam") -> str:
         """An optimizer step: apply ops on the trainable variables (data inputs ``depends_on``, the
         gradients), grouped in a NoOp that is the ``train_op`` collection."""
@@ -172,17 +181,11 @@ def keras_cond_tf113(momentum: float = 0.99) -> Graph:
     out = g.node(f"{c}/Merge", "Merge", inference, training)
     g.node(f"{c}/Merge_1", "Merge", f"{inference}:1", f"{training}:1")
     g.node(f"{c}/Merge_2", "Merge", f"{inference}:2", f"{training}:2")
-    c1 = f"{s}/cond_1"
-    g.node(f"{c1}/Switch", "Switch", phase, phase)
-    g.node(f"{c1}/switch_t", "Identity", f"{c1}/Switch:1")
-    g.node(f"{c1}/switch_f", "Identity", f"{c1}/Switch")
-    g.const(f"{c1}/Const", momentum, f"^{c1}/switch_t")
-    g.const(f"{c1}/Const_1", 1.0, f"^{c1}/switch_f")
-    g.node(f"{c1}/Merge", "Merge", f"{c1}/Const_1", f"{c1}/Const")
+    momentum_merge = g.momentum_cond(f"{s}/cond_1", phase, momentum)
     for suffix, role, merged in (("", "moving_mean", f"{c}/Merge_1"), ("_1", "moving_variance", f"{c}/Merge_2")):
         a = f"{s}/AssignMovingAvg{suffix}"
         one = g.const(f"{a}/sub/x", 1.0)
-        decay = g.node(f"{a}/sub", "Sub", one, f"{c1}/Merge")
+        decay = g.node(f"{a}/sub", "Sub", one, momentum_merge)
         current = g.node(f"{a}/ReadVariableOp", "ReadVariableOp", variables[role])
         delta = g.node(f"{a}/sub_1", "Sub", current, merged)
         mul = g.node(f"{a}/mul", "Mul", delta, decay)
@@ -225,13 +228,7 @@ def layers_unfused_tf10(momentum: float = 0.99) -> Graph:
         g.node(f"{c}/Switch_1", "Switch", batch[role], pred)  # true: the batch statistic
         g.node(f"{c}/Switch_2", "Switch", reads[role], pred)  # false: the moving statistic
         merged[role] = g.node(f"{c}/Merge", "Merge", f"{c}/Switch_2", f"{c}/Switch_1:1")
-    c = f"{s}/cond_2"
-    g.node(f"{c}/Switch", "Switch", training, training)
-    g.node(f"{c}/switch_t", "Identity", f"{c}/Switch:1")
-    g.node(f"{c}/switch_f", "Identity", f"{c}/Switch")
-    g.const(f"{c}/Const", momentum, f"^{c}/switch_t")
-    g.const(f"{c}/Const_1", 1.0, f"^{c}/switch_f")
-    decay_merge = g.node(f"{c}/Merge", "Merge", f"{c}/Const_1", f"{c}/Const")
+    decay_merge = g.momentum_cond(f"{s}/cond_2", training, momentum)
     updates = []
     for suffix, role in (("", "moving_mean"), ("_1", "moving_variance")):
         a = f"{s}/AssignMovingAvg{suffix}"
