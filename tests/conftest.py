@@ -42,3 +42,17 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         timeout=120,
         cwd=cwd or ROOT,
     )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite tests/golden/ from today's output (also BNCHECK_UPDATE_GOLDEN=1)",
+    )
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    """Whether the golden-output tests write their expected files instead of comparing with them."""
+    return bool(request.config.getoption("--update-golden")) or os.environ.get("BNCHECK_UPDATE_GOLDEN") == "1"

@@ -1,30 +1,47 @@
-"""Human-readable report: one Rich table per file, findings grouped by rule, a summary.
+"""Human-readable report: a table of layers per file, findings grouped by rule, a summary.
 
-Stays readable at 80 columns, when piped (no colour, no terminal width) and under
-NO_COLOR (Rich honours it). Models with many layers collapse the layers without
-findings into one line unless ``show_all``.
+Fits the terminal's width (80 when piped; see :mod:`.terminal`) with the layouts of :mod:`.layout`: a layer
+name of up to 40 characters whole on its line, codes never cut, no trailing blanks. Models with many layers
+collapse the layers without findings into one line unless ``show_all``. Rows are formatted and written one
+at a time: a table of 20,000 layers is never held in memory.
 """
 
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from itertools import groupby
 from typing import IO
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-from ..model import BNLayer, DiffReport, LayerPair, Report, Severity, summarize, summarize_diff
+from ..model import BNLayer, DiffReport, LayerPair, Report, Severity, Statement, summarize, summarize_diff
 from ..rules import RULES
+from .layout import Cell, Codes, Column, Layout, arrange, paragraph, words
+from .terminal import Terminal, detect
 
 STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+STYLES = (*STYLE.values(), "green", "bold", "dim", "bold yellow")
 COLLAPSE_ABOVE = 40  # layers; beyond this, healthy layers are folded into one line
 FINDINGS_PER_RULE = 8
-ROWS_PER_TABLE = 500  # a longer table is printed in pieces (see _print_table)
 _VARS = (("gamma", "g"), ("beta", "b"), ("moving_mean", "m"), ("moving_variance", "v"))
+_ROLES = {role for role, _ in _VARS}
+_OK: Codes = (("ok", "green"),)
+_VARS_LEGEND = "vars: g gamma, b beta, m moving_mean, v moving_variance; - missing"
+_COMPLETE_LEGEND = "every layer has gamma, beta, moving_mean, moving_variance"
+
+
+class _Out:
+    """Lines to a stream, painted and wrapped for its terminal."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.term: Terminal = detect(stream, STYLES)
+        self.stream = stream
+
+    def lines(self, lines: Iterable[str]) -> None:
+        self.stream.write(self.term.encodable("".join(f"{line}\n" for line in lines)))
+
+    def text(self, items: Iterable[tuple[str, str, str]], first: str = "") -> None:
+        """A paragraph of (separator, word, style) items after ``first``, wrapped with a two-space hanging indent."""
+        self.lines(paragraph(items, self.term.width, self.term, first))
 
 
 def _number(x: float | None) -> str:
@@ -33,11 +50,12 @@ def _number(x: float | None) -> str:
     return f"{x:.0e}" if x and not 1e-3 <= abs(x) < 1e4 else f"{x:.3g}"
 
 
-def _stats(layer: BNLayer, role: str, initial: float) -> str:
+def _stats(layer: BNLayer, role: str) -> str:
     if role not in layer.variables:
         return "missing"
-    stats = layer.stats.get(role)
-    if stats is None:
+    try:
+        stats = layer.stats[role]
+    except KeyError:
         return "not read"
     if stats.min == stats.max and not stats.nonfinite:
         text = f"all {_number(stats.min)}"
@@ -48,171 +66,161 @@ def _stats(layer: BNLayer, role: str, initial: float) -> str:
     return text
 
 
-def _all_codes(report: Report | DiffReport) -> dict[str | None, Text]:
-    """The codes cell of every layer with findings (others: :data:`_OK`), in one pass over the findings."""
+def _present(layer: BNLayer) -> str:
+    """The vars cell: a letter per BN variable present, "-" per one missing, then "frozen" if it is."""
+    if layer.variables.keys() >= _ROLES:
+        present = "gbmv"
+    else:
+        present = "".join(letter if role in layer.variables else "-" for role, letter in _VARS)
+    return f"{present} frozen" if layer.hints.frozen else present
+
+
+def _all_codes(report: Report | DiffReport) -> dict[str | None, Codes]:
+    """The codes cell of every layer with findings (others: ``_OK``), in one pass over the findings."""
     worst: dict[str | None, dict[str, Severity]] = {}
     for finding in report.findings:
         codes = worst.setdefault(finding.layer, {})
         codes[finding.code] = max(codes.get(finding.code, finding.severity), finding.severity)
-    return {
-        layer: Text(" ").join(Text(code, style=STYLE[sev]) for code, sev in sorted(codes.items()))
-        for layer, codes in worst.items()
-    }
+    return {layer: tuple((code, STYLE[sev]) for code, sev in sorted(codes.items())) for layer, codes in worst.items()}
 
 
-def _codes(cells: dict[str | None, Text], layer: BNLayer | LayerPair) -> Text:
-    cell = cells.get(layer.name)
-    return Text("ok", style="green") if cell is None else cell
+Row = tuple[Cell, Sequence[Cell], Codes]  # name, cells, codes
 
 
-def _print_table(
-    console: Console,
-    names: list[str],
-    fixed: dict[str, int],
-    rows: Iterable[tuple],
-    right_aligned: tuple[str, ...] = (),
+def _table(out: _Out, columns: Sequence[Column], rows: Callable[[], Iterator[Row]]) -> Layout:
+    """Print the rows under ``columns`` (the cells' titles; widths measured here); return the layout used.
+
+    ``rows`` is called twice, to measure the columns and to print; nothing is kept in between."""
+    name_width, widths, codes_width, widest_code = 5, [0] * len(columns), 5, 0
+    for name, cells, codes in rows():
+        name_width = max(name_width, len(name[0]))
+        for i, (text, _) in enumerate(cells):
+            widths[i] = max(widths[i], max(map(len, text.split("\n"))) if "\n" in text else len(text))
+        codes_width = max(codes_width, sum(len(code) + 1 for code, _ in codes) - 1)
+        widest_code = max(widest_code, *(len(code) for code, _ in codes))
+    middle = [replace(column, width=width) for column, width in zip(columns, widths, strict=True)]
+    layout = arrange(out.term.width, Column("layer", name_width), middle, Column("codes", codes_width), widest_code)
+    term = out.term
+    out.lines(layout.header(term))
+    for name, cells, codes in rows():
+        out.lines(layout.lines(name, cells, codes, term))
+    return layout
+
+
+def _header(report: Report, label: str = "") -> list[tuple[str, str, str]]:
+    """The first line of one input: path, format, step, layer count (breaks only between them)."""
+    parts = [f"step {report.step} ({report.step_source})"] if report.step is not None else []
+    parts.append(_plural(len(report.layers), "BN layer"))
+    return [
+        *([("", label, "")] if label else []),
+        (" " if label else "", report.path, "bold"),
+        ("  ", report.format, ""),
+        *((" ", f"| {part}", "") for part in parts),
+    ]
+
+
+def _source(out: _Out, report: Report, label: str = "") -> None:
+    """The header line of one input, and what could not be read from it."""
+    out.text(_header(report, label))
+    for error in report.errors:
+        out.text(words(f"error: {error}", "bold red", ""))
+
+
+def _notes_and_findings(
+    out: _Out, report: Report | DiffReport, show_all: bool, statements: Sequence[Statement] = ()
 ) -> None:
-    """Print ``rows`` as one table whose columns have the ``fixed`` widths; the layer name gets the rest
-    of the width and folds. Rich holds a whole table in memory, so a long one (``--all`` on 20,000
-    layers) goes out in pieces of ROWS_PER_TABLE rows under the one header: fixed widths line them up."""
-    name_width = max(12, min(max(map(len, names)), console.width - sum(fixed.values()) - 2 * len(fixed)))
-    table = None
-    for number, row in enumerate(rows):
-        if table is None:
-            table = Table(
-                box=box.SIMPLE_HEAD,
-                padding=(0, 0, 0, 1),
-                show_edge=False,
-                pad_edge=False,
-                expand=False,
-                header_style="bold",
-                show_header=not number,
-            )
-            table.add_column("layer", overflow="fold", width=name_width)
-            for column, column_width in fixed.items():
-                justify = "right" if column in right_aligned else "left"
-                table.add_column(column, overflow="fold", width=column_width, justify=justify)
-        table.add_row(*row)
-        if table.row_count == ROWS_PER_TABLE:
-            console.print(table)
-            table = None
-    if table is not None:
-        console.print(table)
-
-
-def _layer_table(console: Console, report: Report, show_all: bool) -> int:
-    """Print the per-layer table; return how many healthy layers it leaves out.
-
-    Every column but the layer name has a fixed width; the name gets the rest of the
-    width and folds, so codes are never cut off, even at 80 columns.
-    """
-    cells = _all_codes(report)
-    fixed = {
-        "ch": max(2, *(len(str(layer.channels)) for layer in report.layers)),
-        "vars": 11 if any(layer.hints.frozen for layer in report.layers) else 4,
-        "moving_mean": 15,
-        "moving_variance": 15,
-        "codes": max([5, *(len(cells[layer.name]) for layer in report.layers if layer.name in cells)]),  # "ok" < 5
-    }
-    flagged = {f.layer for f in report.findings}
-    collapse = not show_all and len(report.layers) > COLLAPSE_ABOVE
-    shown = [layer for layer in report.layers if not collapse or layer.name in flagged]
-
-    def row(layer: BNLayer) -> tuple:
-        present = "".join(letter if role in layer.variables else "-" for role, letter in _VARS)
-        if layer.hints.frozen:
-            present += " frozen"
-        moving = (_stats(layer, "moving_mean", 0.0), _stats(layer, "moving_variance", 1.0))
-        return (layer.name, str(layer.channels or "?"), present, *moving, _codes(cells, layer))
-
-    _print_table(console, [layer.name for layer in report.layers], fixed, map(row, shown), right_aligned=("ch",))
-    return len(report.layers) - len(shown)
-
-
-def _header(report: Report) -> Text:
-    parts = [report.format]
-    if report.step is not None:
-        parts.append(f"step {report.step} ({report.step_source})")
-    parts.append(f"{len(report.layers)} BN layer{'s' if len(report.layers) != 1 else ''}")
-    return Text.assemble((report.path, "bold"), "  " + " | ".join(parts))
-
-
-def _indented(console: Console, text: str, style: str) -> None:
-    """A paragraph wrapped to the console width with a two-space hanging indent (no trailing blanks)."""
-    width = max(console.width, 20)
-    wrapped = textwrap.fill(text, width=width, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False)
-    console.print(Text(wrapped, style=style), overflow="ignore", crop=False)
-
-
-def _notes_and_findings(console: Console, report: Report | DiffReport, show_all: bool) -> None:
+    """Notes, then the findings grouped by rule; a rule that fired on every layer (a ``statement``) is said
+    once, with one layer's finding as the example, unless ``show_all``."""
     for note in report.notes:
-        console.print(Text(f"note: {note}", style="dim"))
-    _findings(console, report, show_all)
-    console.print()
-
-
-def _unreadable(line: Text, summary: dict[str, int]) -> None:
-    if summary["unreadable"]:
-        line.append(f"; {summary['unreadable']} file(s) not fully readable", style="bold red")
-
-
-def _findings(console: Console, report: Report | DiffReport, show_all: bool) -> None:
+        out.text(words(f"note: {note}", "dim", ""))
+    model_wide = {statement.code: statement for statement in statements}
     by_rule = groupby(sorted(report.findings, key=lambda f: f.code), key=lambda f: f.code)
     for code, group in by_rule:
         findings = list(group)
         rule = RULES[code]
         worst = max(f.severity for f in findings)
-        count = f"{len(findings)} layer{'s' if len(findings) != 1 else ''}"
-        console.print(Text.assemble((f"{code} {rule.name}", STYLE[worst]), f"  {worst.label}, {count}"))
-        shown = findings if show_all else findings[:FINDINGS_PER_RULE]
+        out.text(
+            [("", f"{code} {rule.name}", STYLE[worst]), ("  ", f"{worst.label}, {_plural(len(findings), 'layer')}", "")]
+        )
+        if statement := model_wide.get(code):
+            out.text(words(f"(model): {statement.message}"), "  ")
+        shown = findings if show_all else findings[: 1 if statement else FINDINGS_PER_RULE]
         for finding in shown:
             known = " (known: in the baseline)" if finding.known else ""
-            _indented(console, f"{finding.layer or '(model)'}: {finding.message}{known}", "dim" if known else "")
+            out.text(words(f"{finding.layer or '(model)'}: {finding.message}{known}", "dim" if known else ""), "  ")
         if len(findings) > len(shown):
-            console.print(Text(f"  ... and {len(findings) - len(shown)} more (--all lists them)", style="dim"))
-        _indented(console, f"fix: {rule.fix}", "dim")
+            out.text(words(f"... and {len(findings) - len(shown)} more (--all lists them)", "dim"), "  ")
+        out.text(words(f"fix: {findings[0].fix or rule.fix}", "dim"), "  ")
+    out.lines([""])
 
 
-def _counts(s: dict[str, int]) -> Text:
-    """'2 errors, 1 warning, 0 info', coloured."""
-    return Text.assemble(
-        (f"{s['errors']} error{'s' if s['errors'] != 1 else ''}", "bold red" if s["errors"] else ""),
-        ", ",
-        (f"{s['warnings']} warning{'s' if s['warnings'] != 1 else ''}", "yellow" if s["warnings"] else ""),
-        f", {s['infos']} info",
-    )
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _source(console: Console, report: Report, label: str = "") -> None:
-    """The header line of one input, and what could not be read from it."""
-    console.print(Text.assemble(label, _header(report)))
-    for error in report.errors:
-        console.print(Text(f"error: {error}", style="bold red"))
+def _summary(out: _Out, s: dict[str, int], tail: list[tuple[str, str, str]]) -> None:
+    """'2 errors, 1 warning, 0 info' coloured, then the ``tail`` items; lines break between the parts."""
+    items = [
+        ("", _plural(s["errors"], "error"), "bold red" if s["errors"] else ""),
+        ("", ",", ""),
+        (" ", _plural(s["warnings"], "warning"), "yellow" if s["warnings"] else ""),
+        ("", ",", ""),
+        (" ", f"{s['infos']} info", ""),
+        *tail,
+    ]
+    if s["unreadable"]:
+        items += [("", ";", "bold red"), (" ", f"{s['unreadable']} file(s) not fully readable", "bold red")]
+    out.text(items)
 
 
-class _Console(Console):
-    def on_broken_pipe(self) -> None:
-        """Let the caller decide (Rich would exit 1, hiding the real exit status)."""
-        raise BrokenPipeError
+# --------------------------------------------------------------------------- inspect
 
 
 def render(reports: list[Report], stream: IO[str], show_all: bool = False) -> None:
-    console = _Console(file=stream, highlight=False, soft_wrap=False)
+    out = _Out(stream)
     for report in reports:
-        _source(console, report)
+        _source(out, report)
         if report.layers:
-            hidden = _layer_table(console, report, show_all)
-            if hidden:
-                console.print(Text(f"... {hidden} layers without findings (--all lists them)", style="dim"))
-            console.print(Text("vars: g gamma, b beta, m moving_mean, v moving_variance; - missing", style="dim"))
-        _notes_and_findings(console, report, show_all)
+            shown, legend = _layer_table(out, report, show_all)
+            if hidden := len(report.layers) - shown:
+                out.text(words(f"... {hidden} layers without findings (--all lists them)", "dim", ""))
+            if shown:
+                out.text(words(legend, "dim", ""))
+        _notes_and_findings(out, report, show_all, report.statements)
     s = summarize(reports)
-    line = _counts(s)
-    line.append(f" in {s['layers']} BN layers of {s['files']} file{'s' if s['files'] != 1 else ''}")
+    tail = [(" ", f"in {_plural(s['layers'], 'BN layer')} of {_plural(s['files'], 'file')}", "")]
     if s["known"]:
-        line.append(f" ({s['known']} known from the baseline, not failing)", style="dim")
-    _unreadable(line, s)
-    console.print(line)
+        tail.append((" ", f"({s['known']} known from the baseline, not failing)", "dim"))
+    _summary(out, s, tail)
+
+
+def _layer_table(out: _Out, report: Report, show_all: bool) -> tuple[int, str]:
+    """Print the per-layer table (nothing when no layer is shown); return how many rows it has and its legend."""
+    codes = _all_codes(report)
+    collapse = not show_all and len(report.layers) > COLLAPSE_ABOVE
+    shown = [layer for layer in report.layers if not collapse or layer.name in codes]
+    if not shown:
+        return 0, ""
+    complete = all(layer.variables.keys() >= _ROLES and not layer.hints.frozen for layer in report.layers)
+
+    def rows() -> Iterator[Row]:
+        for layer in shown:
+            cells = (
+                (str(layer.channels or "?"), ""),
+                (_present(layer), ""),
+                (_stats(layer, "moving_mean"), ""),
+                (_stats(layer, "moving_variance"), ""),
+            )
+            yield (layer.name, ""), cells, codes.get(layer.name, _OK)
+
+    columns = (
+        Column("ch", 0, right=True),
+        Column("vars", 0, optional=complete),
+        Column("moving_mean", 0, short="mean"),
+        Column("moving_variance", 0, short="variance"),
+    )
+    layout = _table(out, columns, rows)
+    return len(shown), _VARS_LEGEND if layout.shows(2) else _COMPLETE_LEGEND
 
 
 # --------------------------------------------------------------------------- diff
@@ -228,56 +236,55 @@ def _shape(shape: tuple[int, ...] | None) -> str:
     return "x".join(map(str, shape)) if shape else "scalar"
 
 
-def _delta_cell(pair: LayerPair, role: str) -> Text:
+def _delta_cell(pair: LayerPair, role: str) -> Cell:
     delta = pair.deltas.get(role)
     if delta is None:
-        return Text("-", style="dim")
+        return "-", "dim"
     if delta.status == "identical":
-        return Text("identical", style="dim")
+        return "identical", "dim"
     if delta.status == "reshaped":
-        return Text(f"{_shape(delta.shape_a)}->{_shape(delta.shape_b)}", style="bold yellow")
-    if delta.status in ("added", "removed", "not read"):
-        return Text(delta.status, style="bold yellow" if delta.changed else "dim")
+        return f"{_shape(delta.shape_a)}->{_shape(delta.shape_b)}", "bold yellow"
+    if delta.status not in ("changed", "within"):  # added, removed, not read, not mapped: no numbers
+        return delta.status, "bold yellow" if delta.changed else "dim"
     relative = "-" if delta.max_rel is None else f"{100 * delta.max_rel:.3g}%"
     if delta.nonfinite:
         relative = f"{delta.nonfinite} nan"
     within = "~" if delta.status == "within" else ""
-    return Text(f"{within}{_number(delta.max_abs)}\n{within}{relative}", style="yellow" if delta.changed else "dim")
+    return f"{within}{_number(delta.max_abs)}\n{within}{relative}", "yellow" if delta.changed else "dim"
 
 
-def _diff_table(console: Console, report: DiffReport, show_all: bool) -> int:
+def _diff_table(out: _Out, report: DiffReport, show_all: bool) -> int:
     """Print one row per paired layer (identical rows one dim line, changed ones two highlighted);
-    return how many identical layers without findings it leaves out."""
-    cells = _all_codes(report)
-    fixed = {label: 9 for _, label in _DIFF_COLUMNS} | {"codes": 5}  # one code a line: rows are 2 lines anyway
-    flagged = {f.layer for f in report.findings}
+    return how many rows it has."""
+    codes = _all_codes(report)
     collapse = not show_all and len(report.pairs) > COLLAPSE_ABOVE
-    shown = [pair for pair in report.pairs if not collapse or pair.changed() or pair.name in flagged]
+    shown = [pair for pair in report.pairs if not collapse or pair.changed() or pair.name in codes]
+    if not shown:
+        return 0
 
-    def row(pair: LayerPair) -> tuple:
-        name = Text(pair.name, style="bold" if pair.changed() else "dim")
-        return (name, *(_delta_cell(pair, role) for role, _ in _DIFF_COLUMNS), _codes(cells, pair))
+    def rows() -> Iterator[Row]:
+        for pair in shown:
+            name = (pair.name, "bold" if pair.changed() else "dim")
+            yield name, [_delta_cell(pair, role) for role, _ in _DIFF_COLUMNS], codes.get(pair.name, _OK)
 
-    _print_table(console, [pair.name for pair in report.pairs], fixed, map(row, shown))
-    return len(report.pairs) - len(shown)
+    _table(out, [Column(label, 0) for _, label in _DIFF_COLUMNS], rows)
+    return len(shown)
 
 
 def render_diff(report: DiffReport, stream: IO[str], show_all: bool = False) -> None:
-    console = _Console(file=stream, highlight=False, soft_wrap=False)
+    out = _Out(stream)
     for side, side_report in (("A", report.a), ("B", report.b)):
-        _source(console, side_report, f"{side} ")
+        _source(out, side_report, side)
     if report.pairs:
-        hidden = _diff_table(console, report, show_all)
-        if hidden:
-            console.print(Text(f"... {hidden} identical layers without findings (--all lists them)", style="dim"))
-        console.print(Text(_DIFF_LEGEND, style="dim"))
+        shown = _diff_table(out, report, show_all)
+        if hidden := len(report.pairs) - shown:
+            out.text(words(f"... {hidden} identical layers without findings (--all lists them)", "dim", ""))
+        if shown:
+            out.text(words(_DIFF_LEGEND, "dim", ""))
     for side, names in (("A", report.only_a), ("B", report.only_b)):
         if names:
-            console.print(Text.assemble((f"only in {side}: ", "bold"), ", ".join(names)))
-    _notes_and_findings(console, report, show_all)
+            out.text([("", f"only in {side}:", "bold"), *words(", ".join(names))])
+    _notes_and_findings(out, report, show_all)
     s = summarize_diff(report)
-    line = _counts(s)
-    line.append(f"; {s['paired']} layers paired: {s['changed']} changed, {s['identical']} identical")
-    line.append(f"; {s['unpaired']} unpaired")
-    _unreadable(line, s)
-    console.print(line)
+    paired = f"{_plural(s['paired'], 'layer')} paired: {s['changed']} changed, {s['identical']} identical"
+    _summary(out, s, [("", ";", ""), (" ", paired, ""), ("", ";", ""), (" ", f"{s['unpaired']} unpaired", "")])
