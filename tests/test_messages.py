@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +70,32 @@ def test_an_untrained_model_is_stated_once_and_kept_per_layer() -> None:
 def test_a_condition_of_some_layers_is_no_statement() -> None:
     report = bncheck.inspect(str(FIXTURES / "tf1_nan_negvar"))
     assert report.findings and report.statements == []
+
+
+def test_a_large_untrained_model_is_one_statement_not_a_row_per_layer(tmp_path: Path) -> None:
+    """45 BN layers at their initial values (written by TensorFlow): no row and no list of 45 warnings."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    names, tensors = ["global_step"], [tf.constant(0, tf.int64)]
+    for i in range(45):
+        for role, value in (("gamma", 1.0), ("beta", 0.0), ("moving_mean", 0.0), ("moving_variance", 1.0)):
+            names.append(f"block{i}/batch_normalization/{role}")
+            tensors.append(tf.fill([16], value))
+    tf.raw_ops.SaveV2(
+        prefix=str(tmp_path / "model.ckpt"), tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors
+    )
+    result = run_cli("inspect", str(tmp_path / "model.ckpt"), env={"COLUMNS": "200"})
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert "... 45 layers without findings other than the model-wide ones (--all lists them)" in lines
+    assert not any(line.startswith("block") for line in lines)  # no table row
+    assert sum("the whole model looks untrained" in line for line in lines) == 2  # the statement and one example
+    assert "  ... and 44 more (--all lists them)" in lines
+    assert (
+        sum(
+            line.startswith("block")
+            for line in run_cli("inspect", "--all", str(tmp_path / "model.ckpt")).stdout.splitlines()
+        )
+        >= 45
+    )

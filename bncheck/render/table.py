@@ -183,7 +183,8 @@ def render(reports: list[Report], stream: IO[str], show_all: bool = False) -> No
         if report.layers:
             shown, legend = _layer_table(out, report, show_all)
             if hidden := len(report.layers) - shown:
-                out.text(words(f"... {hidden} layers without findings (--all lists them)", "dim", ""))
+                other = " other than the model-wide ones" if report.statements else ""
+                out.text(words(f"... {hidden} layers without findings{other} (--all lists them)", "dim", ""))
             if shown:
                 out.text(words(legend, "dim", ""))
         _notes_and_findings(out, report, show_all, report.statements)
@@ -198,7 +199,9 @@ def _layer_table(out: _Out, report: Report, show_all: bool) -> tuple[int, str]:
     """Print the per-layer table (nothing when no layer is shown); return how many rows it has and its legend."""
     codes = _all_codes(report)
     collapse = not show_all and len(report.layers) > COLLAPSE_ABOVE
-    shown = [layer for layer in report.layers if not collapse or layer.name in codes]
+    stated = {statement.code for statement in report.statements}  # said once for the model: no row needed
+    flagged = {f.layer for f in report.findings if f.code not in stated}
+    shown = [layer for layer in report.layers if not collapse or layer.name in flagged]
     if not shown:
         return 0, ""
     complete = all(layer.variables.keys() >= _ROLES and not layer.hints.frozen for layer in report.layers)
