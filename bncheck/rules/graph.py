@@ -73,7 +73,7 @@ def no_update_ops(layer: BNLayer, context: Context) -> Iterator[Hit]:
     "update ops exist but no train op depends on them",
     "make the train op depend on the update ops (control_dependencies(UPDATE_OPS) around minimize)",
     needs_graph=True,
-    model_wide="no train op runs the update ops of any BN layer: the train op was built without them",
+    model_wide="no train op runs the update ops of any BN layer: the train op was built without depending on them",
 )
 @per_layer
 def update_ops_not_run(layer: BNLayer, context: Context) -> Iterator[Hit]:
@@ -108,7 +108,7 @@ def update_ops_not_run(layer: BNLayer, context: Context) -> Iterator[Hit]:
     "update ops neither in UPDATE_OPS nor run (tf.keras layer in a TF1 graph)",
     "add the layer's updates (model.updates / layer.updates) to the train op's control dependencies",
     needs_graph=True,
-    model_wide="no BN layer's update ops are in UPDATE_OPS (tf.keras layers in a TF1 graph)",
+    model_wide="the update ops of no BN layer are in UPDATE_OPS and nothing runs them (tf.keras layers in a TF1 graph)",
 )
 @per_layer
 def update_ops_not_collected(layer: BNLayer, context: Context) -> Iterator[Hit]:
@@ -142,7 +142,7 @@ def update_ops_not_collected(layer: BNLayer, context: Context) -> Iterator[Hit]:
     "the graph's Saver does not save the moving statistics",
     "save all variables: Saver() or Saver(tf.global_variables()), not Saver(tf.trainable_variables())",
     needs_graph=True,
-    model_wide="the graph's Saver saves the moving statistics of no BN layer",
+    model_wide="the graph's Saver saves the moving statistics of no BN layer (a Saver of the trainable variables?)",
 )
 @per_layer
 def saver_drops_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
