@@ -68,6 +68,10 @@ class Layout:
 
     def lines(self, name: Cell, cells: Sequence[Cell], codes: Codes, term: Terminal) -> list[str]:
         """The text lines of the row [name, *cells, codes]."""
+        if len(self.bands) == 1 and len(codes) == 1 and not term.styles:
+            line = self._one_line(name[0], cells, codes[0][0], term.ellipsis)
+            if line is not None:
+                return [line]
         last = len(cells) + 1
         out = []
         for band in self.bands:
@@ -86,6 +90,21 @@ class Layout:
                     placed.append([(len(line), term.paint(line, style)) for line in lines])
             out += _join(band, placed)
         return out
+
+    def _one_line(self, name: str, cells: Sequence[Cell], code: str, ellipsis: str) -> str | None:
+        """The row on one line without escapes (the usual row, piped): None when a cell has lines of its own."""
+        parts = []
+        for slot in self.bands[0]:
+            if slot.cell == 0:
+                text = shorten(name, slot.width, ellipsis)
+            elif slot.cell == len(cells) + 1:
+                text = code
+            else:
+                text = cells[slot.cell - 1][0]
+                if "\n" in text:
+                    return None
+            parts.append(text.rjust(slot.width) if slot.right else text.ljust(slot.width))
+        return GAP.join(parts).rstrip()
 
     def _codes(self, codes: Codes, term: Terminal) -> Placed:
         """The codes, as many to a line as the column takes (at least one)."""
