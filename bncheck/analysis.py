@@ -105,8 +105,8 @@ def model_wide(report: Report) -> list[Statement]:
     statements = []
     for code, findings in by_code.items():
         rule = RULES[code]
-        if rule.model_wide and len(layers) >= 2 and {f.layer for f in findings} >= layers:
-            statements.append(Statement(code, max(f.severity for f in findings), len(layers), rule.model_wide))
+        if len(layers) >= 2 and {f.layer for f in findings} >= layers and rule.states(findings):
+            statements.append(Statement(code, rule.severity, len(layers), rule.model_wide))
     return sorted(statements, key=lambda statement: statement.code)
 
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from .model import NO_HINTS, ROLES, BNLayer, Checkpoint, Variable
-from .naming import BN_NAME, OTHER_NORM_NAME
+from .naming import BN_NAME, OTHER_NORM_NAME, debiased_statistic
 
 EXTRAS = ("renorm_mean", "renorm_stddev", "renorm_mean_weight", "renorm_stddev_weight", "moving_stddev")
 ZERO_DEBIAS = ("biased", "local_step")
@@ -58,6 +58,19 @@ def _attach_optimizer_slots(variables: list[Variable]) -> list[Variable]:
     return rest
 
 
+def _join_debias_shadows(scopes: dict[str, dict[str, Variable]]) -> None:
+    """Move zero-debias shadows (a scope holding only ``moving_mean/biased``, ``.../local_step``) to the layer
+    of their statistic, which TensorFlow may have built in another scope (:func:`debiased_statistic`)."""
+    statistics = {f"{scope}/{role}": scope for scope, members in scopes.items() for role in members if "/" not in role}
+    for scope in [s for s, members in scopes.items() if members and all("/" in role for role in members)]:
+        for role in list(scopes[scope]):
+            statistic = debiased_statistic(f"{scope}/{role.partition('/')[0]}", statistics)
+            if statistic is not None and statistics[statistic] != scope:
+                scopes[statistics[statistic]].setdefault(role, scopes[scope].pop(role))
+        if not scopes[scope]:
+            del scopes[scope]
+
+
 def group_layers(checkpoint: Checkpoint) -> Grouping:
     scopes: dict[str, dict[str, Variable]] = {}
     slots: list[tuple[str, str, str, Variable]] = []
@@ -76,6 +89,7 @@ def group_layers(checkpoint: Checkpoint) -> Grouping:
             scopes.setdefault(scope, {})[f"{role}/{rest[0]}"] = variable
         else:
             slots.append((scope, role, "/".join(rest), variable))
+    _join_debias_shadows(scopes)
     for scope, role, slot_name, variable in slots:
         owner = scopes.get(scope, {}).get(role)
         if owner is not None:

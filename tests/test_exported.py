@@ -238,7 +238,7 @@ def test_directory_scan_finds_frozen_graphs_and_onnx_but_not_saved_model_pb(tmp_
         "onnx/healthy.onnx",
         "onnx/training_mode.onnx",
         "onnx/untouched_stats.onnx",
-    }
+    } | {f"tf1_shapes/{story.name}" for story in (GRAPHS / "tf1_shapes").iterdir()}
     assert result.returncode == 1
     assert files["onnx/training_mode.onnx"]["format"] == "ONNX model"
     (tmp_path / "labels.pb").write_bytes(b"not a graph at all")

@@ -46,10 +46,18 @@ _AVERAGING_OPS = frozenset(
     | PASS_THROUGH
     | MERGE_OPS
 )
+_READ_OPS = PASS_THROUGH | MERGE_OPS  # between a batch statistic and where it is read
 _AVERAGE_DEPTH = 8  # hops from an assign's value back to the batch statistic (zero-debias takes about 6)
-_DEBIAS_SHADOW = re.compile(r"^(.+)/biased(_\d+)?$")
+_DEBIAS_SHADOW = re.compile(r"/biased(_\d+)?$")  # zero_debias's shadow, named by TensorFlow in every version
 # Output args of a function body's node references ('FusedBatchNormV3:batch_mean:0') as flat output indices.
-_OUTPUT_OFFSET = {"batch_mean": 1, "batch_variance": 2, "reserve_space_1": 3, "reserve_space_2": 4}
+_OUTPUT_OFFSET = {
+    "batch_mean": 1,
+    "batch_variance": 2,
+    "reserve_space_1": 3,
+    "reserve_space_2": 4,
+    "reserve_space_3": 5,
+    "output_true": 1,  # Switch
+}
 
 
 def input_name(ref: str) -> str:
@@ -136,8 +144,8 @@ class GraphIndex:
 
     def source(self, ref: str, hops: int = 8) -> Any | None:
         """The variable or constant node an input reads, through pass-through chains, function
-        arguments, ``If`` outputs and ``Merge`` (the input that reads a variable: the inference
-        side of a TF1 cond)."""
+        arguments, ``If`` outputs and ``Merge`` (the side that reads a variable: the inference side of
+        a TF1 cond; in a frozen graph, its one constant)."""
         name = input_name(ref)
         while hops > 0:
             if name in self.args and name not in self.nodes and self.parent is not None:
@@ -149,9 +157,11 @@ class GraphIndex:
                 return node
             if node.op in IF_OPS:
                 return self._through_if(node, ref, hops - 1)
-            if node.op in MERGE_OPS:
-                found = [self.source(i, hops - 1) for i in node.input if not i.startswith("^")]
-                return next((n for n in found if n is not None and n.op in VARIABLE_OPS), None)
+            if node.op in MERGE_OPS:  # a variable on one side (else one constant: a frozen graph's cond)
+                found = [n for i in node.input if i[0] != "^" and (n := self.source(i, hops - 1)) is not None]
+                variables = [n for n in found if n.op in VARIABLE_OPS]
+                constants = [n for n in found if n.op == "Const" and not is_empty_const(n)]
+                return variables[0] if variables else constants[0] if len(constants) == 1 else None
             if node.op not in PASS_THROUGH or not node.input:
                 return None
             ref = node.input[0]
@@ -245,42 +255,57 @@ class GraphIndex:
 
     # ------------------------------------------------------------------ moving averages
 
-    def averaged(self, ref: str) -> tuple[Any, str] | None:
-        """The variable that an assign op averages the tensor ``ref`` (a batch statistic) into, and that op.
+    def averaged(self, ref: str, variable: Any | None = None) -> tuple[Any, str] | None:
+        """The variable that an assign op averages the tensor ``ref`` (a batch statistic) into, and that op;
+        with ``variable``, only an assign into that variable counts.
 
-        A zero-debiased average writes the batch statistic into a shadow ``<statistic>/biased``
-        first: the statistic is the variable the shadow is named after.
+        ``ref`` is looked up as read (an Identity after the updates by control dependency, either side of a
+        TF1 cond's Merge) and above. A zero-debiased average writes the batch statistic into a shadow
+        (``.../moving_mean/biased``) first: the statistic is the variable computed from the shadow.
         """
-        for _ in range(8):  # the statistic as read (an Identity after the updates, by control dependency), or above
-            found = self._averages.get(tensor_name(ref))
-            if found:
-                return self.nodes[found[0]], found[1]
-            node = self.nodes.get(input_name(ref))
-            if node is None or node.op not in PASS_THROUGH or not node.input:
-                return None
-            ref = node.input[0]
+        frontier, seen = [ref], set()
+        for _ in range(8):
+            following = []
+            for item in frontier:
+                tensor = tensor_name(item)
+                if tensor in seen:
+                    continue
+                seen.add(tensor)
+                for target, op in self._averages.get(tensor, ()):
+                    target, op = self._debiased(target, op)
+                    if variable is None or target is variable:
+                        return target, op
+                node = self.nodes.get(input_name(item))
+                if node is not None and node.op in _READ_OPS:
+                    following += [i for i in node.input[: None if node.op in MERGE_OPS else 1] if i[0] != "^"]
+            frontier = following
         return None
 
+    def _debiased(self, target: Any, op: str) -> tuple[Any, str]:
+        """The statistic a zero-debias shadow stands for (the variable an assign computes from the shadow)."""
+        if not _DEBIAS_SHADOW.search(target.name):
+            return target, op
+        for reader, reader_op in self._averages.get(f"{target.name}:0", ()):
+            if reader is not target and not _DEBIAS_SHADOW.search(reader.name):
+                return reader, reader_op
+        return target, op
+
     @cached_property
-    def _averages(self) -> dict[str, tuple[str, str]]:
-        """Tensor -> (variable node name, assign op name), over every assign of the graph."""
-        found: dict[str, tuple[str, str]] = {}
+    def _averages(self) -> dict[str, list[tuple[Any, str]]]:
+        """Tensor -> the (variable node, assign op name) of every assign whose new value is computed from it."""
+        found: dict[str, list[tuple[Any, str]]] = {}
         for node in self.of_type(sorted(ASSIGN_OPS)):
             target = self.source(node.input[0]) if len(node.input) >= 2 else None
             if target is None or target.op not in VARIABLE_OPS:
                 continue
             for tensor in self._averaging_inputs(node.input[1]):
-                found.setdefault(tensor, (target.name, node.name))
-        for tensor, (variable, op) in found.items():
-            shadow = _DEBIAS_SHADOW.match(variable)
-            statistic = shadow and self.nodes.get(shadow[1])
-            if statistic is not None and statistic.op in VARIABLE_OPS:
-                found[tensor] = (statistic.name, self._update_of(statistic.name) or op)
+                found.setdefault(tensor, []).append((target, node.name))
         return found
 
     def _averaging_inputs(self, ref: str) -> Iterator[str]:
-        """The tensors an assign's value is computed from through averaging arithmetic (data inputs only);
-        an assign passed through (a debias shadow's update) contributes its value."""
+        """The tensors an assign's value is computed from through averaging arithmetic (data inputs only),
+        the variables it reads among them; an assign passed through (a debias shadow's update) contributes
+        its value."""
         frontier, seen = [ref], set()
         for _ in range(_AVERAGE_DEPTH + 1):
             following = []
@@ -298,12 +323,3 @@ class GraphIndex:
                 elif node.op in ASSIGN_OPS and len(node.input) >= 2:
                     following.append(node.input[1])
             frontier = following
-
-    def _update_of(self, variable: str) -> str | None:
-        """The assign op that writes ``variable`` under an ``AssignMovingAvg`` scope, if any."""
-        for node in self.of_type(sorted(ASSIGN_OPS)):
-            if "AssignMovingAvg" in node.name and node.input:
-                target = self.source(node.input[0])
-                if target is not None and target.name == variable:
-                    return node.name
-        return None

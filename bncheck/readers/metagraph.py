@@ -22,6 +22,7 @@ from google.protobuf.message import DecodeError
 
 from ..errors import FormatError, InputError
 from ..model import Checkpoint, GraphFacts, GraphLayer, GraphVariable, LayerHints
+from ..naming import debiased_statistic
 from .graph import ASSIGN_OPS, FUSED_BN, IF_OPS, VARIABLE_OPS, GraphIndex, input_name, variable_name
 from .lfs import pointer_message, pointer_size
 from .numbers import attribute_number
@@ -169,6 +170,19 @@ def _branch_updates(graph: GraphIndex, if_node: Any) -> Iterator[tuple[str, str]
                     yield variable, node.name
 
 
+def _branch_assigns(graph: GraphIndex) -> dict[str, list[str]]:
+    """Outer variable -> the ``If`` nodes whose branches assign it, whatever the assign's name."""
+    found: dict[str, list[str]] = {}
+    for node in graph.of_type(sorted(IF_OPS)):
+        for attr in ("then_branch", "else_branch"):
+            branch = graph.branch(node, attr)
+            for assign in branch[1].of_type(sorted(ASSIGN_OPS)) if branch else ():
+                variable = branch[1].variable(assign.input[0]) if assign.input else None
+                if variable is not None and node.name not in found.get(variable, []):
+                    found.setdefault(variable, []).append(node.name)
+    return found
+
+
 def _train_ops(graph: GraphIndex, meta: Any) -> list[str]:
     """The train_op collection (else the optimizer's apply ops), and the groups built on them.
 
@@ -264,7 +278,6 @@ def digest(meta: Any, path: str) -> GraphFacts:
     """Reduce a MetaGraphDef to :class:`GraphFacts`."""
     graph = GraphIndex.of(meta.graph_def)
     listed = {input_name(v) for v in _collection(meta, "update_ops") if isinstance(v, str)}
-    collected = listed | {input_name(ref) for name in listed if name in graph.nodes for ref in graph.nodes[name].input}
     updates: dict[str, list[tuple[str, Any]]] = {}
     for variable, op_name, node in _update_ops(graph):
         updates.setdefault(variable, []).append((op_name, node))
@@ -273,23 +286,38 @@ def digest(meta: Any, path: str) -> GraphFacts:
         if variable not in named:
             updates.setdefault(variable, []).append((op_name, graph.nodes[op_name]))
     layers = tuple(find_bn_layers(graph))
+    in_branches = None
     for layer in layers:  # hand-written moving averages of the batch statistics a BN layer normalises with
         for role, op_name in layer.updates.items():
             variable = layer.members[role]
             known = {op for op, _ in updates.get(variable, [])}
             if variable not in named and op_name in graph.nodes and op_name not in known:
                 updates.setdefault(variable, []).append((op_name, graph.nodes[op_name]))
+        for role in ("moving_mean", "moving_variance"):  # assigns of any name in a cond_v2 branch
+            variable = layer.members.get(role)
+            if variable is not None and variable not in updates:
+                in_branches = _branch_assigns(graph) if in_branches is None else in_branches
+                if variable in in_branches:
+                    updates[variable] = [(op, None) for op in in_branches[variable]]
+    update_ops = {op for ops in updates.values() for op, _ in ops}
+    collected = graph.reachable(listed, update_ops)  # running UPDATE_OPS runs what its entries depend on
     train_ops = _train_ops(graph, meta)
-    reached = graph.reachable(train_ops, {op for ops in updates.values() for op, _ in ops})
+    reached = graph.reachable(train_ops, update_ops)
     save_op, saved = _saver(graph, meta)
     trainable = _trainable(meta)
+    shadows: dict[str, list[str]] = {}
+    for shadow in updates:
+        if shadow.endswith("/biased"):
+            statistic = debiased_statistic(shadow.removesuffix("/biased"), updates)
+            if statistic is not None:
+                shadows.setdefault(statistic, []).append(shadow)
     variables: dict[str, GraphVariable] = {}
     for node in graph.of_type(sorted(VARIABLE_OPS)):
         name = variable_name(node.name)
         ops = updates.get(name, [])
         momentum, placeholder = None, None
-        # a zero-debiased statistic is derived from its shadow '<name>/biased': the shadow's update has the decay
-        for _, op_node in ops + updates.get(f"{name}/biased", []):
+        # a zero-debiased statistic is derived from its shadow: the shadow's update has the decay
+        for _, op_node in ops + [u for shadow in shadows.get(name, ()) for u in updates.get(shadow, [])]:
             if op_node is not None and momentum is None and placeholder is None:
                 momentum, placeholder = _momentum(graph, op_node)
         op_names = tuple(dict.fromkeys(op for op, _ in ops))

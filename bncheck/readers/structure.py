@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import GraphLayer
-from .graph import ADD_OPS, FUSED_BN, IF_OPS, GraphIndex, input_name, is_empty_const, variable_name
+from .graph import ADD_OPS, FUSED_BN, IF_OPS, VARIABLE_OPS, GraphIndex, input_name, is_empty_const, variable_name
 from .numbers import attribute_number
 
 FUSED_DEFAULT_EPSILON = 1e-4  # the attr's default in TensorFlow's op registry
@@ -33,12 +33,16 @@ FUSED_DEFAULT_EPSILON = 1e-4  # the attr's default in TensorFlow's op registry
 def _statistic(index: GraphIndex, ref: str | None, batch_ref: str | None = None) -> tuple[Any | None, str | None]:
     """The moving statistic behind an input, and the op averaging into it when it is a batch statistic.
 
-    The input reads a variable or constant: that is the statistic. Else the input is a batch
+    The input reads a variable or constant: that is the statistic (a variable, with the assign that
+    averages into it when the input also reads the batch statistic: a TF1 cond). Else the input is a batch
     statistic (unfused training mode): the statistic is the variable an assign averages it into.
     An empty constant (a training-mode FusedBatchNorm of TF <= 1.13) stands for nothing: the
     statistic is the variable the op's own batch-statistic output ``batch_ref`` is averaged into.
     """
     node = index.source(ref) if ref else None
+    if node is not None and node.op in VARIABLE_OPS:  # and the assign that averages into it, read beside it
+        found = index.averaged(ref, node) if ref else None
+        return node, found[1] if found else None
     if node is not None and not is_empty_const(node):
         return node, None
     for candidate in (batch_ref,) if node is not None else (ref, batch_ref):

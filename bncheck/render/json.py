@@ -183,7 +183,13 @@ def diff_as_dict(report: DiffReport) -> dict[str, Any]:
         "a": report.a.path,
         "b": report.b.path,
         "sources": {
-            side: {"format": r.format, "step": r.step, "step_source": r.step_source, "layers": len(r.layers)}
+            side: {
+                "format": r.format,
+                "framework": r.framework.value if r.framework else None,
+                "step": r.step,
+                "step_source": r.step_source,
+                "layers": len(r.layers),
+            }
             for side, r in (("a", report.a), ("b", report.b))
         },
         "layers": Rows(_pairs(report)),

@@ -89,7 +89,13 @@ def _result(report: Report, finding: Finding, index: dict[str, int]) -> dict[str
 def _statement(report: Report, statement: Statement) -> dict[str, Any]:
     """A model-wide condition (its findings are results, one per layer)."""
     uri = relative_uri(report.file or report.path)
-    return {"uri": uri, "ruleId": statement.code, "layers": statement.layers, "message": statement.message}
+    return {
+        "uri": uri,
+        "ruleId": statement.code,
+        "level": LEVEL[statement.severity],
+        "layers": statement.layers,
+        "message": statement.message,
+    }
 
 
 def as_dict(reports: list[Report]) -> dict[str, Any]:

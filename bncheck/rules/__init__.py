@@ -64,12 +64,21 @@ class Rule:
     needs_graph: bool = False  # finds nothing without a training graph (not run then)
     fixes: Mapping[Framework, str] = field(default_factory=lambda: NOTHING)  # ``fix`` as each framework spells it
     model_wide: str = ""  # what it means when it fires on every BN layer of a model (said once in the table)
+    model_wide_when: str = ""  # ... and every one of those findings says this (the same condition in each layer)
 
     @property
     def doc(self) -> str:
         import inspect  # only for the documentation: a slow import
 
         return inspect.cleandoc(self.check.__doc__ or "")
+
+    def states(self, findings: list[Finding]) -> bool:
+        """Whether ``findings`` (one per BN layer of a model) are the condition ``model_wide`` states: each at
+        the rule's own severity (a frozen layer's info, a downgraded graph finding are another condition)
+        and saying ``model_wide_when``."""
+        return bool(self.model_wide) and all(
+            f.severity == self.severity and self.model_wide_when in f.message for f in findings
+        )
 
     def fix_for(self, framework: Framework | None) -> str:
         """The fix in the words of ``framework`` (the generic one when it has none of its own)."""
@@ -103,6 +112,7 @@ def rule(
     needs_graph: bool = False,
     fixes: Mapping[Framework, str] | None = None,
     model_wide: str = "",
+    model_wide_when: str = "",
 ) -> Callable:
     """Register the decorated check function as rule ``code``; ``fixes`` spell ``fix`` per framework."""
 
@@ -121,6 +131,7 @@ def rule(
             needs_graph,
             fixes or NOTHING,
             model_wide,
+            model_wide_when,
         )
         return check
 

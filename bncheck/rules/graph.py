@@ -6,31 +6,46 @@ from collections.abc import Iterator
 
 from ..model import BNLayer, Severity
 from . import Context, Hit, per_layer, rule
-from .causes import STATS, UPDATE_RULES, diagnose
-from .values import at_initial
+from .causes import STATS, UPDATE_RULES, diagnose, graph_stats
+from .values import EMA_SLOTS, at_initial
 
 MOVED = (
-    "yet the saved statistics moved from 0/1: they were updated some other way (the update ops run on their own, "
-    "or the checkpoint comes from another graph)"
+    "yet the saved statistics are not 0/1: they were updated some other way (the update ops run on their own, or "
+    "the checkpoint comes from another graph), or they are the statistics this training started from (a fine-tune) "
+    "and it did not update them"
 )
 
 
+MOVED_SEVERITY = {"BN101": Severity.WARNING, "BN102": Severity.WARNING, "BN103": Severity.INFO}  # a step down
+
+
 def _hits(code: str, layer: BNLayer, context: Context) -> Iterator[Hit]:
-    """The graph's diagnosis ``code`` for the layer. The update-op findings (BN101-BN103) are info when
-    the values contradict them: statistics that moved were updated, whatever this graph says."""
+    """The graph's diagnosis ``code`` for the layer. The update-op findings (BN101-BN103) are a severity
+    lower when the values contradict them: the statistics moved from 0/1 (and not by gradient), so this
+    graph may not be how they were made."""
     for diagnosis in diagnose(layer, context.graph):
         if diagnosis.code != code:
             continue
-        if code in UPDATE_RULES and _statistics_moved(layer):
-            yield layer.name, f"{diagnosis.message} — {MOVED}", Severity.INFO
+        if code in UPDATE_RULES and _moved_not_by_gradient(layer, context):
+            yield layer.name, f"{diagnosis.message} — {MOVED}", MOVED_SEVERITY[code]
         else:
             yield layer.name, diagnosis.message
 
 
-def _statistics_moved(layer: BNLayer) -> bool:
-    """Both moving statistics were read, and they are not their initial 0/1."""
+def _moved_not_by_gradient(layer: BNLayer, context: Context) -> bool:
+    """Both moving statistics were read and are not their initial 0/1, and no optimizer trained them
+    (no optimizer slots on them, not in the graph's trainable variables)."""
     known = [at_initial(layer, role) for role in STATS]
-    return None not in known and not all(known)
+    if None in known or all(known):
+        return False
+    trained = any(v.trainable for v in graph_stats(layer, context.graph).values()) if context.graph else False
+    slots = any(
+        not name.startswith(EMA_SLOTS)
+        for role in STATS
+        if role in layer.variables
+        for name in layer.variables[role].slots
+    )
+    return not trained and not slots
 
 
 @rule(
@@ -58,8 +73,9 @@ def no_update_ops(layer: BNLayer, context: Context) -> Iterator[Hit]:
     training. TF2: call the model with ``model(x, training=True)`` in the training step
     (there is no graph file to check in TF2; BN002 catches the result).
 
-    When the checkpoint beside the graph holds statistics that moved from 0/1 all the same, the
-    finding is info: they were updated some other way, and the values are what inference uses.
+    When the checkpoint beside the graph holds statistics that moved from 0/1 all the same (and
+    not by gradient), the finding is one severity lower: they were updated some other way, or
+    they are the statistics a fine-tune started from, which this training did not update.
 
     Silence: ``--ignore BN101`` (e.g. a deliberately frozen BN layer in a fine-tuning graph).
     """
@@ -93,8 +109,9 @@ def update_ops_not_run(layer: BNLayer, context: Context) -> Iterator[Hit]:
     control dependencies. TF2: no graph-level wiring; call the model with
     ``training=True``.
 
-    When the checkpoint beside the graph holds statistics that moved from 0/1 all the same, the
-    finding is info: they were updated some other way, and the values are what inference uses.
+    When the checkpoint beside the graph holds statistics that moved from 0/1 all the same (and
+    not by gradient), the finding is one severity lower: they were updated some other way, or
+    they are the statistics a fine-tune started from, which this training did not update.
 
     Silence: ``--ignore BN102``.
     """
@@ -127,8 +144,9 @@ def update_ops_not_collected(layer: BNLayer, context: Context) -> Iterator[Hit]:
     tf.compat.v1.layers: its layers do fill UPDATE_OPS. TF2 / Keras ``fit``: nothing to
     wire; Keras runs the updates itself.
 
-    When the checkpoint beside the graph holds statistics that moved from 0/1 all the same, the
-    finding is info: they were updated some other way, and the values are what inference uses.
+    When the checkpoint beside the graph holds statistics that moved from 0/1 all the same (and
+    not by gradient), the finding is one severity lower: they were updated some other way, or
+    they are the statistics a fine-tune started from, which this training did not update.
 
     Silence: ``--ignore BN103``.
     """

@@ -110,6 +110,7 @@ def _frozen_aware(keep_own_evidence: bool = False) -> Callable:
         Framework.ONNX: "export the whole module with its buffers (running_mean, running_var), not only its parameters",
     },
     model_wide="no BN layer has its moving statistics in the file: only the trainable variables were saved",
+    model_wide_when="moving_mean and moving_variance missing",
 )
 @per_layer
 def missing_moving_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
@@ -222,6 +223,7 @@ def stats_never_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     "check that this layer (or model) was trained before it was saved",
     model_wide="every BN layer is still at its initial values: the whole model looks untrained (saved before "
     "training, or the wrong checkpoint)",
+    model_wide_when="the whole model looks untrained",
 )
 @per_layer(values=False)
 @_frozen_aware()
