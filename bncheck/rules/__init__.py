@@ -93,9 +93,10 @@ class Rule:
 
     def run(self, subject: object, context: Context | DiffContext) -> Iterator[Finding]:
         """Findings of ``check(subject, context)``; subject and context as ``kind`` and ``per_layer`` say."""
-        fix = self.fix_for(context.framework)
+        fix = None  # most layers have no finding: spelled only when there is one
         for hit in self.check(subject, context):
             severity = hit[2] if len(hit) == 3 else self.severity
+            fix = self.fix_for(context.framework) if fix is None else fix
             yield Finding(self.code, self.name, severity, hit[0], hit[1], fix)
 
 
