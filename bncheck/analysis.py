@@ -9,14 +9,16 @@ run afterwards, on the Stats.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from functools import cache
+
+import numpy as np
 
 from .config import Settings
 from .errors import BncheckError, FormatError
 from .grouping import group_layers
-from .model import NOTHING, BNLayer, Checkpoint, Finding, Report, Statement
+from .model import NOTHING, BNLayer, Checkpoint, Finding, Report, Statement, Variable
 from .rules import RULES, Context
 from .rules.values import at_initial
 from .summary import PackedStats, fingerprint, summarise
@@ -120,7 +122,7 @@ def _chunks(layers: list[BNLayer]) -> Iterator[list[BNLayer]]:
     elements = 0
     for layer in layers:
         chunk.append(layer)
-        elements += sum(variable.size for variable in layer.variables.values())
+        elements += sum([variable.size for variable in layer.variables.values()])
         if elements >= CHUNK_ELEMENTS:
             yield chunk
             chunk, elements = [], 0
@@ -130,14 +132,14 @@ def _chunks(layers: list[BNLayer]) -> Iterator[list[BNLayer]]:
 
 def load_values(layers: list[BNLayer], report: Report) -> None:
     """Load and summarise the values of ``layers`` not loaded yet; a layer that fails is unreadable."""
+    pending = [layer for layer in layers if not layer.values and layer.unreadable is None]
+    load = _loader([variable for layer in pending for variable in layer.variables.values()])
     loaded = []
-    for layer in layers:
-        if layer.values or layer.unreadable is not None:
-            continue
+    for layer in pending:
         values = {}
         for role, variable in layer.variables.items():
             try:
-                value = variable.load()
+                value = load(variable)
                 if value.dtype.kind not in "iuf":
                     what = f"BN variable '{variable.name}' holds {value.dtype} data, not numbers"
                     raise FormatError(f"{report.path}: {what}")
@@ -153,9 +155,22 @@ def load_values(layers: list[BNLayer], report: Report) -> None:
     stats = iter(summarise([value for layer in loaded for value in layer.values.values()]))
     for layer in loaded:
         layer.stats = {role: next(stats) for role in layer.values}
-        statistics = [layer.values.get(role) for role in ("moving_mean", "moving_variance")]
-        if statistics[0] is not None and statistics[1] is not None:
-            layer.fingerprint = fingerprint(statistics)
+        mean, variance = layer.values.get("moving_mean"), layer.values.get("moving_variance")
+        if mean is not None and variance is not None:
+            layer.fingerprint = fingerprint([mean, variance])
+
+
+def _loader(variables: list[Variable]) -> Callable[[Variable], np.ndarray]:
+    """How to load each of ``variables``: from one ``read_many`` of them all when they share a reader that has
+    one (a checkpoint's :class:`~.readers.bundle.Bundle`: it reads adjacent tensors together), else one at a
+    time, as also when that fails: each failure is then told for its own layer."""
+    read_many = getattr(variables[0].read, "read_many", None) if variables else None
+    if read_many is not None and all(variable.read is variables[0].read for variable in variables):
+        try:
+            return dict(zip(variables, read_many([variable.key for variable in variables]), strict=True)).__getitem__
+        except BncheckError:
+            pass
+    return Variable.load
 
 
 def _training_evidence(step: int | None, source: str | None, layers: list[BNLayer]) -> str | None:

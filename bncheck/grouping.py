@@ -21,6 +21,8 @@ from .naming import BN_NAME, OTHER_NORM_NAME, debiased_statistic
 EXTRAS = ("renorm_mean", "renorm_stddev", "renorm_mean_weight", "renorm_stddev_weight", "moving_stddev")
 ZERO_DEBIAS = ("biased", "local_step")
 _ROLE_NAMES = {role: role for role in ROLES + EXTRAS}
+_AFFINE = frozenset(("gamma", "beta"))
+_DIGITS = re.compile(r"(\d+)")
 # Keras 2.11+ optimizers name their slots "<Optimizer>/<slot>/<variable name>", e.g. "Adam/m/bn/gamma".
 _OPTIMIZER = re.compile(
     r"^(adam\w*|sgd|rmsprop|adagrad|adadelta|adamax|nadam|ftrl|lion|adafactor|lamb)$", re.IGNORECASE
@@ -36,16 +38,20 @@ class Grouping:
 
 def natural_key(text: str) -> list[object]:
     """Sort 'bn_2' before 'bn_10'."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+    return [int(part) if part.isdigit() else part for part in _DIGITS.split(text)]
 
 
 def _attach_optimizer_slots(variables: list[Variable]) -> list[Variable]:
     """Attach "Adam/m/<name>"-style slots to variable <name>; return the other variables."""
+    firsts = {variable.name.partition("/")[0] for variable in variables}
+    optimizers = {first for first in firsts if _OPTIMIZER.match(first)}
+    if not optimizers:  # the usual checkpoint: no such slots
+        return variables
     by_name = {v.name: v for v in variables}
     rest = []
     for variable in variables:
         parts = variable.name.split("/")
-        if len(parts) > 2 and _OPTIMIZER.match(parts[0]):
+        if len(parts) > 2 and parts[0] in optimizers:
             for cut in (2, 1):
                 owner = by_name.get("/".join(parts[cut:]))
                 if owner is not None and owner is not variable:
@@ -58,11 +64,28 @@ def _attach_optimizer_slots(variables: list[Variable]) -> list[Variable]:
     return rest
 
 
+def _split(name: str) -> tuple[str, str, list[str]] | None:
+    """``name`` as (scope, role, the parts after the role) at its last part that is a role; None if none is."""
+    scope, _, leaf = name.rpartition("/")
+    role = _ROLE_NAMES.get(leaf)  # the one shared string of the role, not a copy per variable
+    if role is not None:  # the usual name: <scope>/<role>
+        return scope, role, []
+    parts = name.split("/")
+    for i in range(len(parts) - 2, -1, -1):
+        role = _ROLE_NAMES.get(parts[i])
+        if role is not None:
+            return "/".join(parts[:i]), role, parts[i + 1 :]
+    return None
+
+
 def _join_debias_shadows(scopes: dict[str, dict[str, Variable]]) -> None:
     """Move zero-debias shadows (a scope holding only ``moving_mean/biased``, ``.../local_step``) to the layer
     of their statistic, which TensorFlow may have built in another scope (:func:`debiased_statistic`)."""
+    shadows = [scope for scope, members in scopes.items() if members and all("/" in role for role in members)]
+    if not shadows:
+        return
     statistics = {f"{scope}/{role}": scope for scope, members in scopes.items() for role in members if "/" not in role}
-    for scope in [s for s, members in scopes.items() if members and all("/" in role for role in members)]:
+    for scope in shadows:
         for role in list(scopes[scope]):
             statistic = debiased_statistic(f"{scope}/{role.partition('/')[0]}", statistics)
             if statistic is not None and statistics[statistic] != scope:
@@ -75,14 +98,10 @@ def group_layers(checkpoint: Checkpoint) -> Grouping:
     scopes: dict[str, dict[str, Variable]] = {}
     slots: list[tuple[str, str, str, Variable]] = []
     for variable in _attach_optimizer_slots(checkpoint.variables):
-        parts = variable.name.split("/")
-        for i in range(len(parts) - 1, -1, -1):
-            role = _ROLE_NAMES.get(parts[i])  # the one shared string of the role, not a copy per variable
-            if role is not None:
-                break
-        else:
+        split = _split(variable.name)
+        if split is None:
             continue
-        scope, rest = "/".join(parts[:i]), parts[i + 1 :]
+        scope, role, rest = split
         if not rest:
             scopes.setdefault(scope, {})[role] = variable
         elif len(rest) == 1 and rest[0] in ZERO_DEBIAS and role.startswith("moving_"):
@@ -102,7 +121,7 @@ def group_layers(checkpoint: Checkpoint) -> Grouping:
         hints = checkpoint.hints.get(name, NO_HINTS)
         if not hints.is_bn:
             continue
-        has_stats = any(role not in ("gamma", "beta") for role in members)
+        has_stats = not _AFFINE.issuperset(members)
         leaf = scope.rsplit("/", 1)[-1]
         if has_stats or name in checkpoint.hints or BN_NAME.search(leaf):
             layers.append(BNLayer(name, members, hints))

@@ -12,31 +12,35 @@ import hashlib
 import math
 from array import array
 from collections.abc import Iterator, Mapping
+from functools import lru_cache, partial
 
 import numpy as np
 
 from .model import Stats
 
+_stats = partial(tuple.__new__, Stats)  # Stats from a tuple of its fields: half the cost of Stats(*fields)
+_NOTHING = Stats(0, 0, None, None, None)  # of an empty array
+
 
 def summarise(values: list[np.ndarray]) -> list[Stats]:
     """The Stats of each array (numeric), in order: min / max / mean over its finite elements."""
-    filled = [value for value in values if value.size]  # reduceat cannot express an empty segment
-    sizes = [value.size for value in filled]
-    bad, lows, highs, sums = _reductions(filled, sizes) if filled else ([], [], [], [])
-    result, i = [], 0
-    for value in values:
-        if not value.size:
-            result.append(Stats(0, 0, None, None, None))
+    sizes = [value.size for value in values]
+    filled = [value for value, size in zip(values, sizes, strict=True) if size]  # reduceat needs no empty segment
+    counts = [size for size in sizes if size]
+    reduced = zip(filled, counts, *_reductions(filled, counts), strict=True) if filled else iter(())
+    result = []
+    for size in sizes:
+        if not size:
+            result.append(_NOTHING)
             continue
-        size, nonfinite = sizes[i], bad[i]
+        value, size, nonfinite, low, high, total = next(reduced)
         if nonfinite == size:
-            result.append(Stats(size, nonfinite, None, None, None))
+            result.append(_stats((size, nonfinite, None, None, None)))
         else:
-            mean = sums[i] / (size - nonfinite)
+            mean = total / (size - nonfinite)
             if math.isinf(mean):  # the sum overflowed (values near the float64 limit)
-                mean = _scaled_mean(value, max(-lows[i], highs[i]))
-            result.append(Stats(size, nonfinite, lows[i], highs[i], mean))
-        i += 1
+                mean = _scaled_mean(value, max(-low, high))
+            result.append(_stats((size, nonfinite, low, high, mean)))
     return result
 
 
@@ -50,7 +54,7 @@ def _scaled_mean(value: np.ndarray, scale: float) -> float:
 @np.errstate(over="ignore")  # a sum that overflows is redone by summarise
 def _reductions(filled: list[np.ndarray], sizes: list[int]) -> tuple[list[int], list[float], list[float], list[float]]:
     """Per array: non-finite count, min, max (NaN when none is finite) and sum of the finite elements."""
-    flat = np.concatenate([value.ravel() for value in filled], dtype=np.float64)
+    flat = np.concatenate(filled, axis=None, dtype=np.float64)  # axis None: each array flattened
     starts = np.cumsum([0, *sizes[:-1]])
     finite = np.isfinite(flat)
     if finite.all():
@@ -65,11 +69,17 @@ def _reductions(filled: list[np.ndarray], sizes: list[int]) -> tuple[list[int], 
 
 def fingerprint(values: list[np.ndarray]) -> bytes:
     """A digest of the arrays, equal for two lists only when their dtypes, shapes and bytes are."""
-    digest = hashlib.blake2b(digest_size=16)
+    # SHA-256: in hardware on most CPUs, faster than blake2b here
+    digest = hashlib.sha256(b"".join([_header(value.dtype, value.shape) for value in values]))
     for value in values:
-        digest.update(f"{value.dtype.str}{value.shape}".encode())
         digest.update(np.ascontiguousarray(value))
-    return digest.digest()
+    return digest.digest()[:16]
+
+
+@lru_cache(maxsize=1024)  # a model has a few dozen dtypes and shapes in its layers
+def _header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """What, besides its bytes, makes an array equal to another; it also says where the bytes end."""
+    return f"{dtype.str}{shape}".encode()
 
 
 class PackedStats(Mapping[str, Stats]):
@@ -89,13 +99,19 @@ class PackedStats(Mapping[str, Stats]):
         except ValueError:
             raise KeyError(role) from None
         size, nonfinite, low, high, mean = self._numbers[i : i + _FIELDS]
-        return Stats(  # NaN stands for None (x != x only for NaN)
-            int(size),
-            int(nonfinite),
-            None if low != low else low,
-            None if high != high else high,
-            None if mean != mean else mean,
+        return _stats(  # NaN stands for None (x != x only for NaN)
+            (
+                int(size),
+                int(nonfinite),
+                None if low != low else low,
+                None if high != high else high,
+                None if mean != mean else mean,
+            )
         )
+
+    def get(self, role: str, default: Stats | None = None) -> Stats | None:
+        """As ``Mapping.get``, one call less (the renderers ask it for every variable)."""
+        return self[role] if role in self._roles else default
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._roles)

@@ -73,3 +73,12 @@ def test_fixture_set_covers_the_formats_the_issue_names() -> None:
     partitioned = Bundle(prefix_of(FIXTURES / "tf1_partitioned"))
     assert any(partitioned.info(k).partitioned for k in partitioned.names())
     assert "_CHECKPOINTABLE_OBJECT_GRAPH" in Bundle(prefix_of(FIXTURES / "tf2_fit"))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_reading_many_at_once_gives_what_reading_one_gives(scenario: str) -> None:
+    """read_many (adjacent tensors in one pread) against read, tensor by tensor: every dtype, shards, slices."""
+    bundle = Bundle(prefix_of(FIXTURES / scenario))
+    names = bundle.names()
+    for name, value in zip(names, bundle.read_many(names), strict=True):
+        assert _same_bits(value, bundle.read(name)), name

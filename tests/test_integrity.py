@@ -5,6 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
+from bncheck.errors import IntegrityError
 from bncheck.readers.bundle import Bundle
 
 from .conftest import FIXTURES, prefix_of, run_cli
@@ -71,3 +74,19 @@ def test_inputs_are_never_modified(tmp_path: Path) -> None:
     run_cli("inspect", "--format", "json", prefix)
     run_cli("inspect", str(tmp_path))
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()} == before
+
+
+def test_flipped_bit_among_tensors_read_at_once_names_that_variable(tmp_path: Path) -> None:
+    prefix = _copy("tf1_correct", tmp_path)
+    bundle = Bundle(prefix)
+    names = [name for name in bundle.names() if name.startswith("batch_normalization_1/")]
+    name = "batch_normalization_1/moving_mean"
+    offset = bundle._entry(name).offset
+    assert any(bundle._entry(other).offset + bundle._entry(other).size == offset for other in names)  # adjacent
+    data = Path(bundle.shard_path(0))
+    raw = bytearray(data.read_bytes())
+    raw[offset + 2] ^= 0x01
+    data.write_bytes(bytes(raw))
+    damaged = Bundle(prefix)
+    with pytest.raises(IntegrityError, match=f"checksum mismatch in variable '{name}'"):
+        damaged.read_many(names)

@@ -91,8 +91,9 @@ def test_every_bn_tensor_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
     from bncheck.readers.bundle import Bundle
 
     reads: list[str] = []
-    original = Bundle.read
+    original, original_many = Bundle.read, Bundle.read_many
     monkeypatch.setattr(Bundle, "read", lambda self, name: reads.append(name) or original(self, name))
+    monkeypatch.setattr(Bundle, "read_many", lambda self, names: reads.extend(names) or original_many(self, names))
     monkeypatch.setattr(analysis, "CHUNK_ELEMENTS", 1)
     for name in ("tf1_untrained", "tf1_no_step_plain_bn"):
         reads.clear()

@@ -12,7 +12,9 @@ their slices under keys made by ``checkpoint::EncodeTensorNameSlice`` (OrderedCo
 
 Tensors are read with ``os.pread``, not through a memory map: a mapped page counts in the
 process's resident set (and the kernel maps whole page-cache folios around each one
-touched), so reading only the BN bytes of a multi-GB data file would still grow RSS.
+touched), so reading only the BN bytes of a multi-GB data file would still grow RSS. Tensors
+asked for together (``read_many``) that lie end to end in a data file, as a layer's usually do,
+are read with one ``pread`` and their bytes cut apart, each checksum still verified.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import re
 import stat
 import struct
 from array import array
+from collections.abc import Iterator, Sequence
 from typing import IO, Any, NamedTuple
 
 import numpy as np
@@ -53,6 +56,8 @@ DTYPES: dict[int, tuple[str, str]] = {
     pb.DT_COMPLEX64: ("complex64", "c8"),
     pb.DT_COMPLEX128: ("complex128", "c16"),
 }
+_BFLOAT16 = pb.DT_BFLOAT16
+_LABELS = {code: label for code, (label, _) in DTYPES.items()} | {pb.DT_STRING: "string"}
 
 
 class TensorInfo(NamedTuple):  # a tuple, not a frozen dataclass: 3x cheaper to make, 80,000 times
@@ -77,78 +82,43 @@ class Entry(NamedTuple):
 
 
 _INT32, _INT64 = 2**31, 2**63
+RUN_BYTES = 1 << 20  # read at once by read_many, at most (unless one tensor is larger)
+_VARINT = rb"([\x80-\xff]{0,9}[\x00-\x7f])"
+# An entry as TensorFlow writes it: dtype and shape (one-byte tags and lengths: group 1), then shard_id, offset
+# and size as varints (each left out when 0) and the crc32c, each once, in field order.
+_PLAIN_ENTRY = re.compile(
+    rb"(\x08[\x00-\x7f](?:\x12[\x00-\x7f](?:\x12[\x00-\x7f](?:\x08[\x80-\xff]{0,9}[\x00-\x7f])?)*)?)"
+    rb"(?:\x18" + _VARINT + rb")?(?:\x20" + _VARINT + rb")?(?:\x28" + _VARINT + rb")?\x35(.{4})",
+    re.DOTALL,
+)
 
 
-def _uvarint(buf: bytes, pos: int, limit: int) -> tuple[int, int]:
-    value = buf[pos]
-    if value < 0x80:  # one byte: most dtypes, shard ids, dimensions
-        if value >= limit:
-            raise ValueError("out of range")
-        return value, pos + 1
-    if buf[pos + 1] < 0x80:  # two bytes: most sizes
-        value = (value & 0x7F) | buf[pos + 1] << 7
-        pos += 2
-    else:
-        value, pos = varint(buf, pos, len(buf))
-    if value >= limit:
-        raise ValueError("out of range")  # negative in the proto: leave it to protobuf
-    return value, pos
+def _varint_value(raw: bytes) -> int:
+    """The value of one whole varint."""
+    value = shift = 0
+    for byte in raw:
+        value |= (byte & 0x7F) << shift
+        shift += 7
+    return value
 
 
-def decode_entry(buf: bytes) -> Entry | None:
-    """A plain ``BundleEntryProto`` (dtype, shape, shard, offset, size, crc) decoded without protobuf,
-    which is 2x faster over 80,000 entries; None for anything else (slices, unknown fields, odd
-    encodings, damage), which then goes through protobuf."""
-    dtype = shard = offset = size = crc = 0
-    shape: tuple[int, ...] = ()
-    seen_shape = False
-    pos, end = 0, len(buf)
-    try:
-        while pos < end:
-            tag = buf[pos]
-            pos += 1
-            if tag == 0x08:
-                if buf[pos] < 0x80:  # inline the usual one-byte value
-                    dtype, pos = buf[pos], pos + 1
-                else:
-                    dtype, pos = _uvarint(buf, pos, _INT32)
-            elif tag == 0x18:
-                shard, pos = _uvarint(buf, pos, _INT32)
-            elif tag == 0x20:
-                offset, pos = _uvarint(buf, pos, _INT64)
-            elif tag == 0x28:
-                size, pos = _uvarint(buf, pos, _INT64)
-            elif tag == 0x35 and pos + 4 <= end:
-                crc = int.from_bytes(buf[pos : pos + 4], "little")
-                pos += 4
-            elif tag == 0x12 and not seen_shape:  # TensorShapeProto: only dim { size } entries
-                seen_shape = True
-                length, pos = _uvarint(buf, pos, end - pos + 1)
-                stop, dims = pos + length, []
-                while pos < stop:
-                    if buf[pos] != 0x12:
-                        return None
-                    if buf[pos + 1] == 2 and buf[pos + 2] == 0x08 and buf[pos + 3] < 0x80:  # dim { size < 128 }
-                        dims.append(buf[pos + 3])
-                        pos += 4
-                        continue
-                    dim_length, pos = _uvarint(buf, pos + 1, stop - pos)
-                    dim_stop, dim = pos + dim_length, 0
-                    if pos < dim_stop:
-                        if buf[pos] != 0x08:
-                            return None
-                        dim, pos = _uvarint(buf, pos + 1, _INT64)
-                    if pos != dim_stop:
-                        return None
-                    dims.append(dim)
-                if pos != stop:
-                    return None
-                shape = tuple(dims)
-            else:
-                return None
-    except (IndexError, ValueError):
-        return None
-    return Entry(dtype, shape, shard, offset, size, crc)
+class _Heads(dict[bytes, tuple[int, tuple[int, ...]] | None]):
+    """The dtype and shape of each distinct spelling of them (group 1 of ``_PLAIN_ENTRY``), decoded once by
+    protobuf: a model has a few dozen among tens of thousands of entries. None unless protobuf reads it as
+    nothing but a dtype and a shape of known dimensions, spelled as it would spell them (else the entry is left
+    to protobuf)."""
+
+    def __missing__(self, head: bytes) -> tuple[int, tuple[int, ...]] | None:
+        try:
+            entry = pb.BundleEntryProto.FromString(head)
+        except DecodeError:
+            entry = None
+        decoded = None
+        if entry is not None and entry.SerializeToString() == head:
+            shape = tuple([d.size for d in entry.shape.dim])
+            decoded = None if min(shape, default=0) < 0 else (entry.dtype, shape)
+        self[head] = decoded
+        return decoded
 
 
 def _from_proto(entry: Any) -> Entry:
@@ -175,14 +145,16 @@ class Bundle:
         except OSError as exc:
             raise InputError(f"{self.index_path}: cannot read ({exc.strerror})") from None
         refuse_pointer(data, self.index_path)
-        # Every entry decoded once, into columns (a few bytes per tensor, not a message or a tuple each);
-        # entries the fast decoder declines keep their bytes for protobuf, which reports any damage on use.
+        # Every entry decoded once, into columns (a few bytes per tensor, not a message or a tuple each): a plain
+        # one by a pattern (protobuf's messages are slower to read, field by field, over 80,000 entries); the
+        # others keep their bytes for protobuf, which reports any damage on use.
         self._rows: dict[str, int] = {}  # tensor name -> row in the columns
         self._numbers = array("q")  # five per row: shard_id, offset, size, crc32c, dtype
         self._shape_column: list[tuple[int, ...]] = []
         self._undecoded: dict[int, bytes] = {}  # row -> entry bytes
         self._slices: dict[bytes, bytes] = {}
         self._shapes: dict[tuple[int, ...], tuple[int, ...]] = {}  # one tuple per distinct shape, not per tensor
+        self._heads = _Heads()
         header = None
         for key, value in Table(data, self.index_path).items():
             if key == b"":
@@ -198,17 +170,24 @@ class Bundle:
         self.num_shards = header.num_shards
         self._byteorder = ">" if header.endianness == pb.BundleHeaderProto.BIG else "<"
         self._files: dict[int, tuple[IO[bytes], int]] = {}  # shard -> (open file, size)
-        self._dtypes: dict[str, np.dtype] = {}
+        self._dtypes = {code: np.dtype(self._byteorder + stored) for code, (_, stored) in DTYPES.items()}
 
     def _add(self, name: str, raw: bytes) -> None:
         row = self._rows[name] = len(self._shape_column)
-        entry = decode_entry(raw)
-        if entry is None:
-            self._undecoded[row] = raw
-            entry = Entry(0, (), 0, 0, 0, 0)
-        self._numbers.extend(entry[2:6])
-        self._numbers.append(entry.dtype)
-        self._shape_column.append(self._shapes.setdefault(entry.shape, entry.shape))
+        plain = _PLAIN_ENTRY.fullmatch(raw)
+        head = plain and self._heads[plain[1]]
+        if head is not None:
+            _, shard, offset, size, crc = plain.groups()
+            shard = _varint_value(shard) if shard else 0
+            offset = _varint_value(offset) if offset else 0
+            size = _varint_value(size) if size else 0
+            if shard < _INT32 and offset < _INT64 and size < _INT64:  # else negative in the proto: left to protobuf
+                self._numbers.extend((shard, offset, size, int.from_bytes(crc, "little"), head[0]))
+                self._shape_column.append(head[1])
+                return
+        self._undecoded[row] = raw
+        self._numbers.extend((0, 0, 0, 0, 0))
+        self._shape_column.append(())
 
     def _parse(self, message: Any, value: bytes, what: str) -> Any:
         try:
@@ -240,8 +219,7 @@ class Bundle:
             code, shape, sliced = entry.dtype, self._shapes.setdefault(entry.shape, entry.shape), len(entry.slices) > 0
         else:
             code, shape, sliced = self._numbers[5 * row + 4], self._shape_column[row], False
-        dtype = DTYPES[code][0] if code in DTYPES else "string" if code == pb.DT_STRING else f"DataType {code}"
-        return TensorInfo(name, dtype, shape, sliced)
+        return TensorInfo(name, _LABELS.get(code) or f"DataType {code}", shape, sliced)
 
     def shard_path(self, shard: int) -> str:
         return f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}"
@@ -282,18 +260,22 @@ class Bundle:
             stream.close()
         self._files.clear()
 
+    def _pread(self, shard: int, size: int, start: int) -> bytes:
+        stream, _ = self._shard(shard)
+        try:
+            return os.pread(stream.fileno(), size, start) if size else b""
+        except OSError as exc:
+            raise InputError(f"{self.shard_path(shard)}: cannot read data file ({exc.strerror})") from None
+
     def _bytes(self, name: str, entry: Entry) -> bytes:
-        stream, length = self._shard(entry.shard_id)
+        _, length = self._shard(entry.shard_id)
         start, size = entry.offset, entry.size
         if start < 0 or size < 0 or start + size > length:
             raise FormatError(
                 f"{self.shard_path(entry.shard_id)}: variable '{name}' lies at bytes "
                 f"{start}..{start + size}, past the end of the {length}-byte file"
             )
-        try:
-            raw = os.pread(stream.fileno(), size, start) if size else b""
-        except OSError as exc:
-            raise InputError(f"{self.shard_path(entry.shard_id)}: cannot read data file ({exc.strerror})") from None
+        raw = self._pread(entry.shard_id, size, start)
         if len(raw) != size:
             raise FormatError(f"{self.shard_path(entry.shard_id)}: variable '{name}' is cut short (file truncated?)")
         return raw
@@ -305,6 +287,44 @@ class Bundle:
             return self._assemble(name, entry)
         return self._read_entry(name, entry)
 
+    def __call__(self, name: str) -> np.ndarray:
+        """A bundle is its Variables' reader: ``bundle(name)`` is :meth:`read`, and it has :meth:`read_many`."""
+        return self.read(name)
+
+    def read_many(self, names: Sequence[str]) -> list[np.ndarray]:
+        """The values of ``names`` as :meth:`read` returns them, and raising as it does; the tensors that lie
+        end to end in a data file (a layer's usually do) are read together, one ``pread`` per RUN_BYTES."""
+        values: list[Any] = [None] * len(names)
+        pieces: list[_Piece] = []
+        for position, name in enumerate(names):
+            row = self._rows[name]
+            shard, offset, size, crc, code = self._numbers[5 * row : 5 * row + 5]
+            shape = self._shape_column[row]
+            dtype = self._dtypes.get(code)
+            if row in self._undecoded or dtype is None or math.prod(shape) * dtype.itemsize != size:
+                values[position] = self.read(name)  # partitioned, strings, anything odd: read() knows what to say
+            else:
+                pieces.append((shard, offset, position, size, crc, code, shape, dtype))
+        pieces.sort()  # by shard and offset (positions differ: nothing further is compared)
+        for run in _runs(pieces):
+            self._read_run(run, names, values)
+        return values
+
+    def _read_run(self, run: list[_Piece], names: Sequence[str], values: list[Any]) -> None:
+        """Read tensors that lie end to end in one data file with one ``pread``; if the file cannot give them
+        all (it ends before, or shrank) or a checksum fails, each is read alone, which says what is wrong."""
+        shard, start = run[0][:2]
+        stop = run[-1][1] + run[-1][3]
+        inside = stop <= self._shard(shard)[1]
+        raw = self._pread(shard, stop - start, start) if inside else b""
+        whole = inside and len(raw) == stop - start
+        for _, offset, position, size, crc, code, shape, dtype in run:
+            piece = raw if len(run) == 1 else raw[offset - start : offset - start + size]
+            if whole and mask(crc32c(piece)) == crc:
+                values[position] = _array(piece, shape, dtype, code)
+            else:
+                values[position] = self.read(names[position])
+
     def _read_entry(self, name: str, entry: Entry) -> np.ndarray:
         shape = entry.shape
         if shape and min(shape) < 0:
@@ -313,22 +333,16 @@ class Bundle:
             return self._read_strings(name, entry, shape)
         if entry.dtype not in DTYPES:
             raise FormatError(f"{self.index_path}: variable '{name}' has unsupported dtype {entry.dtype}")
-        label, code = DTYPES[entry.dtype]
-        dtype = self._dtypes.get(code)
-        if dtype is None:
-            dtype = self._dtypes[code] = np.dtype(self._byteorder + code)
+        dtype = self._dtypes[entry.dtype]
         count = math.prod(shape)
         if count * dtype.itemsize != entry.size:
             raise FormatError(
-                f"{self.index_path}: variable '{name}' claims shape {list(shape)} of {label} "
+                f"{self.index_path}: variable '{name}' claims shape {list(shape)} of {DTYPES[entry.dtype][0]} "
                 f"({count * dtype.itemsize} bytes) but {entry.size} bytes of data"
             )
         raw = self._bytes(name, entry)
         self._verify(name, entry, crc32c(raw))
-        array = np.ndarray(shape, dtype, buffer=raw)  # no copy, one array object
-        if label == "bfloat16":
-            array = (array.astype(np.uint32) << 16).view(np.float32)
-        return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
+        return _array(raw, shape, dtype, entry.dtype)
 
     def _verify(self, name: str, entry: Entry, crc: int) -> None:
         if mask(crc) != entry.crc32c:
@@ -387,6 +401,36 @@ class Bundle:
         if not covered.all():
             raise FormatError(f"{self.index_path}: the slices of partitioned variable '{name}' do not cover it")
         return result
+
+
+# A tensor for read_many: shard, offset, position in the names, size, crc32c, dtype code, shape, numpy dtype.
+_Piece = tuple[int, int, int, int, int, int, tuple[int, ...], np.dtype]
+
+
+def _array(raw: bytes, shape: tuple[int, ...], dtype: np.dtype, code: int) -> np.ndarray:
+    """The tensor of numbers stored in ``raw``, in native byte order (bfloat16 widened to float32)."""
+    array = np.frombuffer(raw, dtype) if len(shape) == 1 else np.ndarray(shape, dtype, buffer=raw)  # no copy
+    if code == _BFLOAT16:
+        array = (array.astype(np.uint32) << 16).view(np.float32)
+    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
+
+
+def _runs(pieces: list[_Piece]) -> Iterator[list[_Piece]]:
+    """Consecutive ``pieces`` (sorted by shard and offset) that lie end to end in one shard, RUN_BYTES at most
+    together (or one larger piece)."""
+    run: list[_Piece] = []
+    start = end = 0
+    for piece in pieces:
+        shard, offset, _, size = piece[:4]
+        if run and (shard != run[0][0] or offset != end or end + size - start > RUN_BYTES):
+            yield run
+            run = []
+        if not run:
+            start = end = offset
+        run.append(piece)
+        end += size
+    if run:
+        yield run
 
 
 # OrderedCode, as used by checkpoint::EncodeTensorNameSlice, to find a slice's key.

@@ -70,12 +70,12 @@ def _unmatched(bundle: Bundle) -> str:
 
 
 def _variables(bundle: Bundle) -> Callable[[str, str], Variable]:
-    """A maker of the bundle's Variables (key, name), all sharing one reader."""
-    info, read = bundle.info, bundle.read
+    """A maker of the bundle's Variables (key, name), all read by the bundle."""
+    info = bundle.info
 
     def make(key: str, name: str) -> Variable:
         tensor = info(key)
-        return Variable(key, name, tensor.dtype, tensor.shape, read)
+        return Variable(key, name, tensor.dtype, tensor.shape, bundle)
 
     return make
 
@@ -143,6 +143,8 @@ def _unescape(path: str) -> str:
 def _find_step(checkpoint: Checkpoint) -> None:
     by_leaf: dict[str, Variable] = {}
     for variable in checkpoint.variables:
+        if not variable.name.endswith(STEP_NAMES):  # (most names: no need to split them)
+            continue
         leaf = variable.name.rsplit("/", 1)[-1]
         if leaf in STEP_NAMES and variable.shape == () and variable.dtype.startswith("int"):
             by_leaf.setdefault(leaf, variable)

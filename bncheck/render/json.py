@@ -117,7 +117,8 @@ class Rows:
         self.items = items
 
 
-_compact = json.JSONEncoder(allow_nan=False, separators=(", ", ": ")).encode  # the C encoder (no indent)
+# The C encoder (no indent); no check for cycles: the items are trees made here
+_compact = json.JSONEncoder(allow_nan=False, separators=(", ", ": "), check_circular=False).encode
 
 
 def dump(value: Any, stream: IO[str], pad: str = "") -> None:

@@ -19,7 +19,7 @@ NAME_KEPT = 40  # names up to this long are printed whole whenever a layout allo
 MIN_NAME = 8
 
 Cell = tuple[str, str]  # (text, style); "\n" in the text starts another line of the cell
-Codes = Sequence[Cell]  # the last cell of a row: codes, wrapped between codes
+Codes = tuple[Cell, ...]  # the last cell of a row: codes, wrapped between codes
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class Layout:
     def lines(self, name: Cell, cells: Sequence[Cell], codes: Codes, term: Terminal) -> list[str]:
         """The text lines of the row [name, *cells, codes]."""
         if len(self.bands) == 1 and len(codes) == 1 and not term.styles:
-            line = self._one_line(name[0], cells, codes[0][0], term.ellipsis)
+            line = self._one_line(name[0], cells, codes[0][0], term)
             if line is not None:
                 return [line]
         last = len(cells) + 1
@@ -91,12 +91,12 @@ class Layout:
             out += _join(band, placed)
         return out
 
-    def _one_line(self, name: str, cells: Sequence[Cell], code: str, ellipsis: str) -> str | None:
+    def _one_line(self, name: str, cells: Sequence[Cell], code: str, term: Terminal) -> str | None:
         """The row on one line without escapes (the usual row, piped): None when a cell has lines of its own."""
         parts = []
         for slot in self.bands[0]:
             if slot.cell == 0:
-                text = shorten(name, slot.width, ellipsis)
+                text = name if len(name) <= slot.width else shorten(name, slot.width, term.ellipsis)
             elif slot.cell == len(cells) + 1:
                 text = code
             else:

@@ -3,7 +3,7 @@
 Fits the terminal's width (80 when piped; see :mod:`.terminal`) with the layouts of :mod:`.layout`: a layer
 name of up to 40 characters whole on its line, codes never cut, no trailing blanks. Models with many layers
 collapse the layers without findings into one line unless ``show_all``. Rows are formatted and written one
-at a time: a table of 20,000 layers is never held in memory.
+at a time: a table of 20,000 layers is never held in memory (only the texts of its statistics).
 """
 
 from __future__ import annotations
@@ -91,13 +91,14 @@ def _table(out: _Out, columns: Sequence[Column], rows: Callable[[], Iterator[Row
     """Print the rows under ``columns`` (the cells' titles; widths measured here); return the layout used.
 
     ``rows`` is called twice, to measure the columns and to print; nothing is kept in between."""
-    name_width, widths, codes_width, widest_code = 5, [0] * len(columns), 5, 0
+    name_width, widths, distinct_codes = 5, [0] * len(columns), set()
     for name, cells, codes in rows():
         name_width = max(name_width, len(name[0]))
         for i, (text, _) in enumerate(cells):
             widths[i] = max(widths[i], max(map(len, text.split("\n"))) if "\n" in text else len(text))
-        codes_width = max(codes_width, sum(len(code) + 1 for code, _ in codes) - 1)
-        widest_code = max(widest_code, *(len(code) for code, _ in codes))
+        distinct_codes.add(codes)  # most rows share a few
+    codes_width = max([5, *(sum(len(code) + 1 for code, _ in codes) - 1 for codes in distinct_codes)])
+    widest_code = max((len(code) for codes in distinct_codes for code, _ in codes), default=0)
     middle = [replace(column, width=width) for column, width in zip(columns, widths, strict=True)]
     layout = arrange(out.term.width, Column("layer", name_width), middle, Column("codes", codes_width), widest_code)
     term = out.term
@@ -206,14 +207,11 @@ def _layer_table(out: _Out, report: Report, show_all: bool) -> tuple[int, str]:
         return 0, ""
     complete = all(layer.variables.keys() >= _ROLES and not layer.hints.frozen for layer in report.layers)
 
+    statistics = [(_stats(layer, "moving_mean"), _stats(layer, "moving_variance")) for layer in shown]  # made once
+
     def rows() -> Iterator[Row]:
-        for layer in shown:
-            cells = (
-                (str(layer.channels or "?"), ""),
-                (_present(layer), ""),
-                (_stats(layer, "moving_mean"), ""),
-                (_stats(layer, "moving_variance"), ""),
-            )
+        for layer, (mean, variance) in zip(shown, statistics, strict=True):
+            cells = ((str(layer.channels or "?"), ""), (_present(layer), ""), (mean, ""), (variance, ""))
             yield (layer.name, ""), cells, codes.get(layer.name, _OK)
 
     columns = (
