@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import Any
 
@@ -46,7 +46,7 @@ _AVERAGING_OPS = frozenset(
     | PASS_THROUGH
     | MERGE_OPS
 )
-_READ_OPS = PASS_THROUGH | MERGE_OPS  # between a batch statistic and where it is read
+_READ_DEPTH = 7  # hops from where a statistic is read back to the tensor an assign averages
 _AVERAGE_DEPTH = 8  # hops from an assign's value back to the batch statistic (zero-debias takes about 6)
 _DEBIAS_SHADOW = re.compile(r"/biased(_\d+)?$")  # zero_debias's shadow, named by TensorFlow in every version
 # Output args of a function body's node references ('FusedBatchNormV3:batch_mean:0') as flat output indices.
@@ -263,22 +263,11 @@ class GraphIndex:
         TF1 cond's Merge) and above. A zero-debiased average writes the batch statistic into a shadow
         (``.../moving_mean/biased``) first: the statistic is the variable computed from the shadow.
         """
-        frontier, seen = [ref], set()
-        for _ in range(8):
-            following = []
-            for item in frontier:
-                tensor = tensor_name(item)
-                if tensor in seen:
-                    continue
-                seen.add(tensor)
-                for target, op in self._averages.get(tensor, ()):
-                    target, op = self._debiased(target, op)
-                    if variable is None or target is variable:
-                        return target, op
-                node = self.nodes.get(input_name(item))
-                if node is not None and node.op in _READ_OPS:
-                    following += [i for i in node.input[: None if node.op in MERGE_OPS else 1] if i[0] != "^"]
-            frontier = following
+        for tensor in self._upward(ref, _READ_DEPTH, _read_inputs):
+            for target, op in self._averages.get(tensor, ()):
+                target, op = self._debiased(target, op)
+                if variable is None or target is variable:
+                    return target, op
         return None
 
     def _debiased(self, target: Any, op: str) -> tuple[Any, str]:
@@ -298,16 +287,15 @@ class GraphIndex:
             target = self.source(node.input[0]) if len(node.input) >= 2 else None
             if target is None or target.op not in VARIABLE_OPS:
                 continue
-            for tensor in self._averaging_inputs(node.input[1]):
+            for tensor in self._upward(node.input[1], _AVERAGE_DEPTH, _averaging_operands):
                 found.setdefault(tensor, []).append((target, node.name))
         return found
 
-    def _averaging_inputs(self, ref: str) -> Iterator[str]:
-        """The tensors an assign's value is computed from through averaging arithmetic (data inputs only),
-        the variables it reads among them; an assign passed through (a debias shadow's update) contributes
-        its value."""
+    def _upward(self, ref: str, depth: int, above: Callable[[Any], list[str]]) -> Iterator[str]:
+        """The tensors from ``ref`` upward, breadth first, each once, at most ``depth`` hops away; ``above(node)``
+        names the inputs of a node the walk goes on through."""
         frontier, seen = [ref], set()
-        for _ in range(_AVERAGE_DEPTH + 1):
+        for _ in range(depth + 1):
             following = []
             for item in frontier:
                 tensor = tensor_name(item)
@@ -316,10 +304,21 @@ class GraphIndex:
                 seen.add(tensor)
                 yield tensor
                 node = self.nodes.get(input_name(item))
-                if node is None:
-                    continue
-                if node.op in _AVERAGING_OPS:
-                    following += [i for i in node.input if not i.startswith("^")]
-                elif node.op in ASSIGN_OPS and len(node.input) >= 2:
-                    following.append(node.input[1])
+                if node is not None:
+                    following += above(node)
             frontier = following
+
+
+def _read_inputs(node: Any) -> list[str]:
+    """What a node passes on as read: the first input of a pass-through op, either side of a Merge."""
+    if node.op in MERGE_OPS:
+        return [ref for ref in node.input if ref[0] != "^"]
+    return list(node.input[:1]) if node.op in PASS_THROUGH else []
+
+
+def _averaging_operands(node: Any) -> list[str]:
+    """The operands of averaging arithmetic (data inputs); of an assign passed through (a debias shadow's
+    update), its value."""
+    if node.op in _AVERAGING_OPS:
+        return [ref for ref in node.input if ref[0] != "^"]
+    return [node.input[1]] if node.op in ASSIGN_OPS and len(node.input) >= 2 else []
