@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from .config import Settings
-    from .model import DiffReport, Report
+    from .deltas import DiffReport
+    from .report import Report
 
 
 def inspect(path: str, settings: Settings | None = None, *, meta: str | None = None, graph: bool = True) -> Report:
@@ -50,9 +51,9 @@ def scan(
     from .analysis import analyse
     from .config import Settings
     from .errors import BncheckError
-    from .model import Report
     from .readers import open_found
     from .readers.discover import find_models
+    from .report import Report
 
     settings = settings or Settings()
     try:
@@ -64,11 +65,11 @@ def scan(
     reports = []
     for model in models:
         try:
-            checkpoint = open_found(model, meta, graph)
+            read = open_found(model, meta, graph)
             try:
-                reports.append(analyse(checkpoint, settings, keep_values=False))
+                reports.append(analyse(read, settings, keep_values=False))
             finally:
-                checkpoint.close()  # a scan of a thousand models must not hold a thousand open files
+                read.close()  # a scan of a thousand models must not hold a thousand open files
         except BncheckError as exc:
             reports.append(Report(model.path, "unreadable", errors=[str(exc)]))
     return reports

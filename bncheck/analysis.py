@@ -1,15 +1,15 @@
-"""Run the selected rules over the BN layers of a model -> :class:`Report`.
+"""Run the selected inspect rules over the BN layers of a model -> :class:`~bncheck.report.Report`.
 
-Values are loaded a chunk of layers at a time: summarised (:class:`~bncheck.model.Stats`),
-checked by the per-layer rules that need them and, unless the caller keeps them, dropped
-again, so memory holds one chunk of values whatever the size of the model. The rules that
-need every layer (the model-wide ones, and those asking whether the model trained at all)
-run afterwards, on the Stats.
+Values are loaded a chunk of layers at a time: summarised (:class:`~bncheck.stats.Stats`),
+checked by the rules that need them and, unless the caller keeps them, dropped again, so
+memory holds one chunk of values whatever the size of the model. The rules that need every
+layer (``Needs.MODEL``, and ``Needs.SUMMARIES`` when it takes all layers to say whether the model
+trained at all) run afterwards, on the Stats.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import cache
 
@@ -17,103 +17,122 @@ import numpy as np
 
 from .config import Settings
 from .errors import BncheckError, FormatError
+from .facts import ModelFile, Variable
+from .findings import Finding, Statement
 from .grouping import group_layers
-from .model import NOTHING, BNLayer, Checkpoint, Finding, Report, Statement, Variable
-from .rules import RULES, Context
-from .rules.values import at_initial
-from .summary import PackedStats, fingerprint, summarise
+from .layers import BNLayer
+from .report import Report
+from .rules import RULES, Context, Kind, LayerRule, ModelRule, Needs, of_kind
+from .stats import PackedStats, digest, summarise
 
 CHUNK_ELEMENTS = 1 << 18  # values loaded at once (2 MiB as float64), unless one layer holds more
 
 
-def read_layers(checkpoint: Checkpoint, load: bool = True) -> Report:
-    """Group the checkpoint's variables into BN layers and (``load``) load their values, only those; no rules."""
-    grouping = group_layers(checkpoint)
-    report = Report(
-        checkpoint.path,
-        checkpoint.format,
-        checkpoint.step,
-        checkpoint.step_source,
-        grouping.layers,
-        errors=list(checkpoint.problems),
-        file=checkpoint.file or checkpoint.path,
-        framework=checkpoint.framework,
-    )
-    report.notes.extend(checkpoint.notes)
-    report.notes.extend(grouping.notes)
+def read_layers(model: ModelFile, load: bool = True) -> Report:
+    """The BN layers of ``model`` with (``load``) their values loaded; no rules."""
+    layers, notes = _grouped(model)
+    errors = list(model.errors)
+    if load and not model.errors:
+        layers = [layer for chunk in _chunks(layers) for layer in load_values(chunk, model.path, errors)]
+    return _report(model, layers, notes=notes, errors=errors)
+
+
+def analyse(model: ModelFile, settings: Settings, keep_values: bool = True) -> Report:
+    """The BN layers of ``model`` and what the selected inspect rules find in them; ``keep_values=False``
+    keeps only the Stats of each layer."""
+    grouped, notes = _grouped(model)
+    errors = list(model.errors)
+    step = model.step.count if model.step is not None and model.step.counts_updates else None
+    layers: list[BNLayer] = []  # the loaded layers, as the stream makes them
+
+    @cache
+    def evidence() -> str | None:
+        return _training_evidence(step, model, layers)
+
+    context = Context(step, settings.thresholds, model.graph, model.framework, evidence)
+    wanted = [
+        rule
+        for rule in of_kind(Kind.INSPECT)
+        if settings.wants(rule.code) and (model.graph is not None or rule.needs is not Needs.GRAPH)
+    ]
+    # Rules on Stats alone wait for every layer only when they may need the evidence of all layers;
+    # a step count answers whether the model trained (the usual case): then they run at once.
+    per_layer = [rule for rule in wanted if isinstance(rule, LayerRule)]
+    streamed = [rule for rule in per_layer if rule.needs is not Needs.SUMMARIES or step]
+    waiting = [rule for rule in per_layer if rule not in streamed]
+    in_stream = context if step else replace(context, evidence=_not_before_every_layer)
+    found: list[Finding] = []
+    for chunk in _chunks(grouped):
+        loaded = chunk if model.errors else load_values(chunk, model.path, errors)
+        for layer in loaded:
+            for rule in streamed:
+                found.extend(rule.run(layer, in_stream))
+        layers.extend(loaded if keep_values else [layer.summarised(PackedStats(layer.stats)) for layer in loaded])
+    for rule in waiting:
+        for layer in layers:
+            found.extend(rule.run(layer, context))
+    for rule in wanted:
+        if isinstance(rule, ModelRule):
+            found.extend(rule.run(layers, context))
+    paths = (model.path, model.main_file)
+    findings = [f for f in found if not settings.ignored_at(f.code, paths, f.layer)]
+    order = {layer.name: i for i, layer in enumerate(layers)}
+    findings.sort(key=lambda f: (order.get(f.layer or "", -1), f.code))
+    return _report(model, layers, findings, notes, errors, model_wide(findings, layers))
+
+
+def _grouped(model: ModelFile) -> tuple[list[BNLayer], list[str]]:
+    """The BN layers of ``model`` as grouping finds them (no values yet), and the notes of both."""
+    grouping = group_layers(model)
+    notes = [*model.notes, *grouping.notes]
     if grouping.unconfirmed:
         examples = ", ".join(grouping.unconfirmed[:3])
-        report.notes.append(
+        notes.append(
             f"{len(grouping.unconfirmed)} scope(s) hold gamma/beta without moving statistics under names that do "
             f"not say batch norm ({examples}{', ...' if len(grouping.unconfirmed) > 3 else ''}); "
             "they may be BN layers that use batch statistics only, or another normalisation: not checked"
         )
-    if load and not checkpoint.problems:
-        for chunk in _chunks(report.layers):
-            load_values(chunk, report)
-    return report
+    return grouping.layers, notes
 
 
-def analyse(checkpoint: Checkpoint, settings: Settings, keep_values: bool = True) -> Report:
-    """Read the BN layers, run the selected inspect rules; ``keep_values=False`` keeps only the Stats."""
-    report = read_layers(checkpoint, load=False)
-    counts_steps = checkpoint.step_source is not None and not checkpoint.step_source.endswith("save_counter")
-    step = checkpoint.step if counts_steps else None  # save_counter counts saves, not updates
-
-    @cache
-    def evidence() -> str | None:
-        return _training_evidence(step, checkpoint.step_source, report.layers)
-
-    context = Context(
-        step, checkpoint.step_source, settings.thresholds, checkpoint.graph, evidence, checkpoint.framework
+def _report(
+    model: ModelFile,
+    layers: list[BNLayer],
+    findings: list[Finding] | None = None,
+    notes: list[str] | None = None,
+    errors: list[str] | None = None,
+    statements: list[Statement] | None = None,
+) -> Report:
+    return Report(
+        model.path,
+        model.format,
+        model.step,
+        layers,
+        findings or [],
+        notes or [],
+        errors or [],
+        model.main_file,
+        model.framework,
+        statements or [],
     )
-    wanted = [rule for code, rule in RULES.items() if rule.kind == "inspect" and settings.wants(code)]
-    wanted = [rule for rule in wanted if checkpoint.graph or not rule.needs_graph]
-    # Per-layer rules on Stats alone wait for every layer only when they may need the evidence of all
-    # layers; a step count answers whether the model trained (the usual case): then they run at once.
-    streamed = [rule for rule in wanted if rule.per_layer and (rule.needs_values or step)]
-    in_stream = context if step else replace(context, evidence=_not_before_every_layer)
-    found = []
-    for chunk in _chunks(report.layers):
-        if not checkpoint.problems:
-            load_values(chunk, report)
-        for layer in chunk:
-            for rule in streamed:
-                found.extend(rule.run(layer, in_stream))
-        if not keep_values:
-            for layer in chunk:
-                layer.values = NOTHING
-                layer.stats = PackedStats(layer.stats)
-    for rule in wanted:  # the rules that need every layer summarised
-        if not rule.per_layer:
-            found.extend(rule.run(report.layers, context))
-        elif rule not in streamed:
-            for layer in report.layers:
-                found.extend(rule.run(layer, context))
-    paths = (checkpoint.path, checkpoint.file or checkpoint.path)
-    report.findings = [f for f in found if not settings.ignored_at(f.code, paths, f.layer)]
-    order = {layer.name: i for i, layer in enumerate(report.layers)}
-    report.findings.sort(key=lambda f: (order.get(f.layer or "", -1), f.code))
-    report.statements = model_wide(report)
-    return report
 
 
-def model_wide(report: Report) -> list[Statement]:
-    """The rules that fired on every BN layer of a model (two or more) and say what that means."""
+def model_wide(findings: list[Finding], layers: Sequence[BNLayer]) -> list[Statement]:
+    """The rules that fired on every one of ``layers`` (two or more) and say what that means."""
     by_code: dict[str, list[Finding]] = {}
-    for finding in report.findings:
+    for finding in findings:
         by_code.setdefault(finding.code, []).append(finding)
-    layers = {layer.name for layer in report.layers}
+    names = {layer.name for layer in layers}
     statements = []
-    for code, findings in by_code.items():
+    for code, fired in by_code.items():
         rule = RULES[code]
-        if len(layers) >= 2 and {f.layer for f in findings} >= layers and rule.states(findings):
-            statements.append(Statement(code, rule.severity, len(layers), rule.model_wide))
+        if len(names) >= 2 and {f.layer for f in fired} >= names and rule.states(fired):
+            statements.append(Statement(code, rule.severity, len(names), rule.model_wide))
     return sorted(statements, key=lambda statement: statement.code)
 
 
 def _not_before_every_layer() -> str | None:
-    raise RuntimeError("a rule that asks context.trained must be @per_layer(values=False)")
+    raise RuntimeError("a rule that asks context.training_evidence must need Needs.SUMMARIES")
 
 
 def _chunks(layers: list[BNLayer]) -> Iterator[list[BNLayer]]:
@@ -130,34 +149,35 @@ def _chunks(layers: list[BNLayer]) -> Iterator[list[BNLayer]]:
         yield chunk
 
 
-def load_values(layers: list[BNLayer], report: Report) -> None:
-    """Load and summarise the values of ``layers`` not loaded yet; a layer that fails is unreadable."""
-    pending = [layer for layer in layers if not layer.values and layer.unreadable is None]
-    load = _loader([variable for layer in pending for variable in layer.variables.values()])
-    loaded = []
-    for layer in pending:
-        values = {}
+def load_values(layers: Sequence[BNLayer], path: str, errors: list[str]) -> list[BNLayer]:
+    """``layers`` (of the model at ``path``) with their values loaded and summarised; a layer that fails is
+    unreadable, and its error is added to ``errors``."""
+    load = _loader([variable for layer in layers for variable in layer.variables.values()])
+    read: list[tuple[BNLayer, dict[str, np.ndarray] | str]] = []
+    for layer in layers:
+        values: dict[str, np.ndarray] | str = {}
         for role, variable in layer.variables.items():
             try:
                 value = load(variable)
                 if value.dtype.kind not in "iuf":
                     what = f"BN variable '{variable.name}' holds {value.dtype} data, not numbers"
-                    raise FormatError(f"{report.path}: {what}")
+                    raise FormatError(f"{path}: {what}")
                 values[role] = value
             except BncheckError as exc:
-                values = {}
-                layer.unreadable = str(exc)
-                report.errors.append(str(exc))
+                values = str(exc)
+                errors.append(values)
                 break
-        if values:
-            layer.values = values
-            loaded.append(layer)
-    stats = iter(summarise([value for layer in loaded for value in layer.values.values()]))
-    for layer in loaded:
-        layer.stats = {role: next(stats) for role in layer.values}
-        mean, variance = layer.values.get("moving_mean"), layer.values.get("moving_variance")
-        if mean is not None and variance is not None:
-            layer.fingerprint = fingerprint([mean, variance])
+        read.append((layer, values))
+    stats = iter(summarise([value for _, values in read if not isinstance(values, str) for value in values.values()]))
+    result = []
+    for layer, values in read:
+        if isinstance(values, str):
+            result.append(layer.failed(values))
+            continue
+        mean, variance = values.get("moving_mean"), values.get("moving_variance")
+        moving = digest([mean, variance]) if mean is not None and variance is not None else None
+        result.append(layer.loaded(values, {role: next(stats) for role in values}, moving))
+    return result
 
 
 def _loader(variables: list[Variable]) -> Callable[[Variable], np.ndarray]:
@@ -173,11 +193,11 @@ def _loader(variables: list[Variable]) -> Callable[[Variable], np.ndarray]:
     return Variable.load
 
 
-def _training_evidence(step: int | None, source: str | None, layers: list[BNLayer]) -> str | None:
+def _training_evidence(step: int | None, model: ModelFile, layers: list[BNLayer]) -> str | None:
     """Why we believe the model was trained at all: a step count, or gamma/beta that moved in some layer."""
-    if step:
-        return f"{source} = {step}"
-    moved = [layer.name for layer in layers if any(at_initial(layer, role) is False for role in ("gamma", "beta"))]
+    if step and model.step is not None:
+        return f"{model.step.source} = {step}"
+    moved = [layer.name for layer in layers if any(layer.at_initial(role) is False for role in ("gamma", "beta"))]
     if moved:  # (at_initial is False for NaN too: a NaN moved)
         return f"gamma/beta moved in {len(moved)} other layer(s), e.g. {moved[0]}"
     return None

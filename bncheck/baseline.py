@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .errors import InputError
-from .model import Report
+from .report import Report
 
 Key = tuple[str, str, str | None]
 
@@ -47,10 +47,17 @@ def load_baseline(path: Path) -> set[Key]:
     return keys
 
 
-def apply_baseline(reports: list[Report], known: set[Key]) -> None:
-    """Mark the findings listed in ``known``."""
-    for report in reports:
-        report.findings = [
-            replace(f, known=True) if _key(f.code, report.file or report.path, f.layer) in known else f
-            for f in report.findings
-        ]
+def apply_baseline(reports: list[Report], known: set[Key]) -> list[Report]:
+    """The reports, their findings listed in ``known`` marked as known."""
+    if not known:
+        return reports
+    return [
+        replace(
+            report,
+            findings=[
+                replace(f, known=True) if _key(f.code, report.main_file, f.layer) in known else f
+                for f in report.findings
+            ],
+        )
+        for report in reports
+    ]

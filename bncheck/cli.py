@@ -16,12 +16,11 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from . import __version__
+from .config import FAIL_ON
+from .render import DIFF_FORMATS, FORMATS
 
 if TYPE_CHECKING:
     from .config import Settings
-
-SEVERITIES = ("error", "warning", "info", "never")
-FORMATS = ("table", "json", "sarif", "github")  # as bncheck.render.FORMATS, without importing it
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -111,7 +110,9 @@ def _settings(
         thresholds=settings.thresholds.updated(pairs, "--threshold"),
         exclude=settings.exclude + tuple(exclude),
     )
-    if not settings.runnable(command, graph):
+    from .rules import Kind
+
+    if not settings.runnable(Kind(command), graph):
         chosen = " and ".join(
             f"--{name} {','.join(codes)}" if given else f"{name} = {list(codes)} in {source}"
             for name, codes, given in (("select", settings.select, select), ("ignore", settings.ignore, ignore))
@@ -183,7 +184,7 @@ def _echo_errors(errors: list[str], fmt: str, output: str | None) -> None:
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to FILE instead of stdout.")
-@click.option("--fail-on", type=click.Choice(SEVERITIES), help="Exit 1 on findings at or above this [default: error].")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), help="Exit 1 on findings at or above this [default: error].")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (bad input still exits 2).")
 @click.option("--select", multiple=True, help="Only these rule codes or prefixes (repeatable, comma-separated).")
 @click.option("--ignore", multiple=True, help="Skip these rule codes or prefixes (repeatable, comma-separated).")
@@ -222,7 +223,7 @@ def inspect(
     from . import scan
     from .baseline import apply_baseline, load_baseline
     from .errors import BncheckError
-    from .model import exit_code
+    from .outcome import exit_status
     from .render import renderer
 
     if meta and (len(paths) > 1 or no_graph):
@@ -237,11 +238,11 @@ def inspect(
     except BncheckError as exc:
         _say(f"bncheck: error: {exc}")
         sys.exit(2)
-    apply_baseline(reports, known)
+    reports = apply_baseline(reports, known)
     _emit(renderer(fmt), reports, output, show_all)
     _echo_errors([error for report in reports for error in report.errors], fmt, output)
     findings = [f for r in reports for f in r.findings]
-    status = exit_code(any(r.errors for r in reports), findings, settings.fail_on)
+    status = exit_status(any(r.errors for r in reports), findings, settings.fail_on)
     sys.exit(0 if exit_zero and status == 1 else status)
 
 
@@ -258,10 +259,10 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> 
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
 @click.option(
-    "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True, help="Output format."
+    "--format", "fmt", type=click.Choice(DIFF_FORMATS), default="table", show_default=True, help="Output format."
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to FILE instead of stdout.")
-@click.option("--fail-on", type=click.Choice(SEVERITIES), help="Exit 1 on findings at or above this [default: error].")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), help="Exit 1 on findings at or above this [default: error].")
 @click.option("--select", multiple=True, help="Only these rule codes or prefixes (repeatable, comma-separated).")
 @click.option("--ignore", multiple=True, help="Skip these rule codes or prefixes (repeatable, comma-separated).")
 @click.option("--frozen", multiple=True, metavar="GLOB", help="Layers that must not change (fnmatch; repeatable).")
@@ -293,7 +294,7 @@ def diff(
     """
     from .comparison import compare
     from .errors import BncheckError
-    from .model import exit_code
+    from .outcome import exit_status
     from .readers import open_model
     from .render import diff_renderer
 
@@ -314,7 +315,7 @@ def diff(
         sys.exit(2)
     _emit(diff_renderer(fmt), report, output, show_all)
     _echo_errors(report.errors, fmt, output)
-    sys.exit(exit_code(bool(report.errors), report.findings, settings.fail_on))
+    sys.exit(exit_status(bool(report.errors), report.findings, settings.fail_on))
 
 
 @main.command()

@@ -4,56 +4,60 @@ Layers are paired by name. For every variable of a pair the change from A to B i
 measured in float64: *identical* means bit-identical float64 values; otherwise the
 variable changed *within* tolerance when every element has |b - a| <= atol + rtol * |a|
 (``change_atol``/``change_rtol``, both 0 by default), else it *changed*. Then the diff
-rules (``kind="diff"``) judge the pairs.
+rules (``Kind.DIFF``) judge the pairs.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fnmatch import fnmatchcase
 
 import numpy as np
 
 from .analysis import read_layers
 from .config import Settings
+from .deltas import Delta, DiffReport, LayerPair
+from .facts import ModelFile
 from .grouping import natural_key
-from .model import ROLES, BNLayer, Checkpoint, Delta, DiffReport, LayerPair
-from .rules import RULES, DiffContext
+from .layers import ROLES, BNLayer
+from .rules import DiffContext, DiffRule, Kind, of_kind
 
 _FLOAT_EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
 
 
-def compare(a: Checkpoint, b: Checkpoint, settings: Settings, frozen: tuple[str, ...] = ()) -> DiffReport:
-    """Pair the BN layers of ``a`` and ``b`` by name, measure their changes, run the diff rules."""
-    report = DiffReport(read_layers(a), read_layers(b))
+def compare(a: ModelFile, b: ModelFile, settings: Settings, must_not_change: tuple[str, ...] = ()) -> DiffReport:
+    """Pair the BN layers of ``a`` and ``b`` by name, measure their changes, run the diff rules;
+    ``must_not_change``: layer-name globs the user declared frozen (--frozen)."""
+    side_a, side_b = read_layers(a), read_layers(b)
     rtol, atol = settings.thresholds.change_rtol, settings.thresholds.change_atol
-    in_b = {layer.name: layer for layer in report.b.layers}
-    for layer in report.a.layers:
-        if layer.name in in_b:
-            report.pairs.append(pair_layers(layer, in_b[layer.name], rtol, atol))
-        else:
-            report.only_a.append(layer.name)
-    in_a = {layer.name for layer in report.a.layers}
-    report.only_b = [layer.name for layer in report.b.layers if layer.name not in in_a]
-    _notes(report, frozen)
-    context = DiffContext(frozen, settings.thresholds, b.framework)
-    for code, rule in RULES.items():
-        if rule.kind == "diff" and settings.wants(code):
-            paths = (a.path, a.file or a.path, b.path, b.file or b.path)
-            found = rule.run(report, context)
-            report.findings.extend(f for f in found if not settings.ignored_at(f.code, paths, f.layer))
-    report.findings.sort(key=lambda f: (natural_key(f.layer or ""), f.code))
-    return report
+    in_a, in_b = {layer.name for layer in side_a.layers}, {layer.name: layer for layer in side_b.layers}
+    pairs = [pair_layers(layer, in_b[layer.name], rtol, atol) for layer in side_a.layers if layer.name in in_b]
+    only_a = [layer.name for layer in side_a.layers if layer.name not in in_b]
+    only_b = [layer.name for layer in side_b.layers if layer.name not in in_a]
+    paired = DiffReport(side_a, side_b, pairs, only_a, only_b)
+    paired = replace(paired, notes=_notes(paired, must_not_change))
+    context = DiffContext(must_not_change, settings.thresholds, b.framework)
+    paths = (a.path, a.main_file, b.path, b.main_file)
+    found = [
+        finding
+        for rule in of_kind(Kind.DIFF)
+        if isinstance(rule, DiffRule) and settings.wants(rule.code)
+        for finding in rule.run(paired, context)
+        if not settings.ignored_at(finding.code, paths, finding.layer)
+    ]
+    return replace(paired, findings=sorted(found, key=lambda f: (natural_key(f.layer or ""), f.code)))
 
 
 def pair_layers(a: BNLayer, b: BNLayer, rtol: float = 0.0, atol: float = 0.0) -> LayerPair:
     """The deltas of every variable of two layers of the same name (ROLES first)."""
     roles = [r for r in ROLES if r in a.variables or r in b.variables]
     roles += [r for r in {**a.variables, **b.variables} if r not in ROLES]
-    pair = LayerPair(a.name, a, b, {role: _delta(a, b, role, rtol, atol) for role in roles})
-    variance = pair.deltas.get("moving_variance")
+    deltas = {role: _delta(a, b, role, rtol, atol) for role in roles}
+    variance = deltas.get("moving_variance")
     if variance is not None and variance.status in ("changed", "within"):
-        pair.variance_ratio, pair.bessel = _variance_ratio(a.values["moving_variance"], b.values["moving_variance"])
-    return pair
+        ratio, bessel = _variance_ratio(a.values["moving_variance"], b.values["moving_variance"])
+        return LayerPair(a.name, a, b, deltas, ratio, bessel)
+    return LayerPair(a.name, a, b, deltas)
 
 
 def _delta(a: BNLayer, b: BNLayer, role: str, rtol: float, atol: float) -> Delta:
@@ -103,19 +107,22 @@ def _variance_ratio(a: np.ndarray, b: np.ndarray) -> tuple[float | None, int | N
     return c, (n if n >= 2 and abs(n / (n - 1) - big) <= tol * big else None)
 
 
-def _notes(report: DiffReport, frozen: tuple[str, ...]) -> None:
+def _notes(report: DiffReport, must_not_change: tuple[str, ...]) -> list[str]:
+    """What the pairing shows besides the changes: files that share no layer, globs that match none,
+    variables one side cannot map, a variance rescaled by Bessel's correction."""
+    notes = []
     if report.a.layers and report.b.layers and not report.pairs:
-        report.notes.append(
+        notes.append(
             "no BN layer name is in both files: are they checkpoints of the same model? Layers are paired by name"
         )
-    for glob in frozen:
+    for glob in must_not_change:
         if not any(fnmatchcase(pair.name, glob) for pair in report.pairs):
-            report.notes.append(f"--frozen {glob!r} matches no layer present in both files")
+            notes.append(f"--frozen {glob!r} matches no layer present in both files")
     for pair in report.pairs:
         unmapped = [role for role, delta in pair.deltas.items() if delta.status == "not mapped"]
         if unmapped:
             side = "A" if pair.a.variables.keys().isdisjoint(unmapped) else "B"
-            report.notes.append(
+            notes.append(
                 f"{pair.name}: {' and '.join(unmapped)} not compared: file {side} holds the layer's "
                 f"{' or '.join(pair.a.hints.unmapped or pair.b.hints.unmapped)} under a name it cannot map "
                 "(a .weights.h5 without its config)"
@@ -123,8 +130,9 @@ def _notes(report: DiffReport, frozen: tuple[str, ...]) -> None:
         if pair.bessel:
             n = pair.bessel
             factor = f"{n}/{n - 1}" if (pair.variance_ratio or 1) > 1 else f"{n - 1}/{n}"
-            report.notes.append(
+            notes.append(
                 f"{pair.name}: moving_variance of B = A x {factor} in every channel: Bessel's correction for n = {n} "
                 "values per channel (fused and unfused batch norm kernels update the variance with and without it), "
                 "not corruption; BN204 does not judge it"
             )
+    return notes

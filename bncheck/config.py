@@ -8,89 +8,17 @@ errors, so a typo in CI configuration cannot silently disable a check.
 from __future__ import annotations
 
 import fnmatch
-import math
-import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
-from .model import Severity
+from .findings import Severity
+from .thresholds import Thresholds
 
-# Valid range of each threshold: (low, high, low included). Shares and momentum are fractions; bounds are
-# positive; tolerances may be 0. Every value must be finite.
-RANGES: dict[str, tuple[float, float, bool]] = {
-    "default_momentum": (0.0, 1.0, True),
-    "default_epsilon": (0.0, math.inf, True),
-    "barely_remaining": (0.0, 1.0, True),
-    "barely_tolerance": (0.0, math.inf, True),
-    "amplification": (0.0, math.inf, False),
-    "mean_bound": (0.0, math.inf, False),
-    "variance_bound": (0.0, math.inf, False),
-    "variance_ratio": (1.0, math.inf, True),
-    "dead_gamma": (0.0, math.inf, True),
-    "dead_share": (0.0, 1.0, True),
-    "change_rtol": (0.0, math.inf, True),
-    "change_atol": (0.0, math.inf, True),
-    "stats_shift": (0.0, math.inf, True),
-}
-
-
-def _check_range(name: str, value: float, origin: str, spelled: str | None = None) -> None:
-    low, high, low_included = RANGES[name]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{origin}: threshold '{spelled or name}' must be a number, not {value!r}")
-    inside = (value >= low if low_included else value > low) and value <= high
-    if not (math.isfinite(value) and inside):
-        if high == math.inf:
-            valid = f"{'>=' if low_included else '>'} {low:g}"
-        else:
-            valid = f"in {'[' if low_included else '('}{low:g}, {high:g}]"
-        raise ConfigError(f"{origin}: threshold '{spelled or name}' must be a finite number {valid}, not {value!r}")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Numbers the value rules compare against (defaults documented in each rule; valid ranges in RANGES)."""
-
-    default_momentum: float = 0.99  # Keras and tf.layers default when a file does not record it
-    default_epsilon: float = 1e-3  # Keras and tf.layers default
-    barely_remaining: float = 0.25  # BN006: share m**n of the initial value still in the stats
-    barely_tolerance: float = 1e-2  # BN006: max |mean| and |var - 1| counted as "close to init"
-    amplification: float = 1e3  # BN007: max |gamma| / sqrt(var + eps)
-    mean_bound: float = 1e4  # BN008
-    variance_bound: float = 1e6  # BN008
-    variance_ratio: float = 1e6  # BN008: max var / median var across channels
-    dead_gamma: float = 1e-3  # BN010: |gamma| at or below this is a dead channel
-    dead_share: float = 0.5  # BN010: share of dead channels that is reported
-    change_rtol: float = 0.0  # diff: an element changed when |b - a| > change_atol + change_rtol * |a|
-    change_atol: float = 0.0
-    stats_shift: float = 1.0  # BN204: max |b - a| / min(max |a|, max |b|) of a moving statistic
-
-    def __post_init__(self) -> None:
-        for name in self.names():
-            _check_range(name, getattr(self, name), "Thresholds")
-
-    @classmethod
-    def names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
-    def updated(self, values: dict[str, Any], origin: str) -> Thresholds:
-        changes = {}
-        for key, value in values.items():
-            name = key.replace("-", "_")
-            if name not in self.names():
-                raise ConfigError(f"{origin}: unknown threshold '{key}' (known: {', '.join(self.names())})")
-            try:
-                if isinstance(value, bool):
-                    raise TypeError
-                changes[name] = float(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"{origin}: threshold '{key}' must be a number, not {value!r}") from None
-            _check_range(name, changes[name], origin, key)
-        return replace(self, **changes)
-
+if TYPE_CHECKING:
+    from .rules import Kind
 
 Globs = tuple[tuple[str, tuple[str, ...]], ...]  # (glob, codes)
 
@@ -102,7 +30,7 @@ class Settings:
     fail_on: Severity | None = Severity.ERROR  # None: never fail on findings
     select: tuple[str, ...] = ()  # codes or prefixes; empty means all
     ignore: tuple[str, ...] = ()
-    thresholds: Thresholds = Thresholds()
+    thresholds: Thresholds = field(default_factory=Thresholds)
     per_file_ignores: Globs = ()  # (path glob, codes)
     per_layer_ignores: Globs = ()  # (layer glob, codes)
     exclude: tuple[str, ...] = field(default=())  # globs skipped by directory scans
@@ -122,14 +50,12 @@ class Settings:
             return False
         return not any(code.startswith(s) for s in self.ignore)
 
-    def runnable(self, kind: str, graph: bool = True) -> list[str]:
-        """The codes of the ``kind`` rules ("inspect" or "diff") this selection runs (``graph``: with a graph)."""
-        from .rules import RULES
+    def runnable(self, kind: Kind, graph: bool = True) -> list[str]:
+        """The codes of the ``kind`` rules this selection runs (``graph``: with a training graph)."""
+        from .rules import Needs, of_kind
 
         return [
-            code
-            for code, rule in RULES.items()
-            if rule.kind == kind and (graph or not rule.needs_graph) and self.wants(code)
+            rule.code for rule in of_kind(kind) if (graph or rule.needs is not Needs.GRAPH) and self.wants(rule.code)
         ]
 
     def ignored_at(self, code: str, paths: tuple[str, ...], layer: str | None) -> bool:
@@ -193,6 +119,8 @@ def load_file(path: Path, required: bool) -> dict[str, Any]:
     """The ``[tool.bncheck]`` table of ``path`` (empty if absent and not required)."""
     if not path.is_file():
         raise ConfigError(f"{path}: configuration is not a file")
+    import tomllib  # only when there is a file to read
+
     try:
         with open(path, "rb") as f:
             document = tomllib.load(f)

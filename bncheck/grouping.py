@@ -1,4 +1,4 @@
-"""Group a checkpoint's variables into BatchNormalization layers.
+"""Group the variables of a model file into BatchNormalization layers.
 
 A variable belongs to a layer when its name ends in one of the BN roles (``gamma``,
 ``beta``, ``moving_mean``, ``moving_variance``) or extras (renorm, ``moving_stddev``,
@@ -13,9 +13,11 @@ scope with only gamma/beta is one when its name, a config or a graph says so
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
-from .model import NO_HINTS, ROLES, BNLayer, Checkpoint, Variable
+from .facts import NO_HINTS, ModelFile, Variable
+from .layers import ROLES, BNLayer
 from .naming import BN_NAME, OTHER_NORM_NAME, debiased_statistic
 
 EXTRAS = ("renorm_mean", "renorm_stddev", "renorm_mean_weight", "renorm_stddev_weight", "moving_stddev")
@@ -41,8 +43,11 @@ def natural_key(text: str) -> list[object]:
     return [int(part) if part.isdigit() else part for part in _DIGITS.split(text)]
 
 
-def _attach_optimizer_slots(variables: list[Variable]) -> list[Variable]:
-    """Attach "Adam/m/<name>"-style slots to variable <name>; return the other variables."""
+Slots = dict[Variable, dict[str, Variable]]  # variable -> the slots found for it by name, in order
+
+
+def _optimizer_slots(variables: Sequence[Variable], slots: Slots) -> Sequence[Variable]:
+    """Add "Adam/m/<name>"-style slots of variable <name> to ``slots``; return the other variables."""
     firsts = {variable.name.partition("/")[0] for variable in variables}
     optimizers = {first for first in firsts if _OPTIMIZER.match(first)}
     if not optimizers:  # the usual checkpoint: no such slots
@@ -55,7 +60,7 @@ def _attach_optimizer_slots(variables: list[Variable]) -> list[Variable]:
             for cut in (2, 1):
                 owner = by_name.get("/".join(parts[cut:]))
                 if owner is not None and owner is not variable:
-                    owner.add_slot("/".join(parts[:cut]), variable)
+                    slots.setdefault(owner, {}).setdefault("/".join(parts[:cut]), variable)
                     break
             else:
                 rest.append(variable)
@@ -94,10 +99,19 @@ def _join_debias_shadows(scopes: dict[str, dict[str, Variable]]) -> None:
             del scopes[scope]
 
 
-def group_layers(checkpoint: Checkpoint) -> Grouping:
+def _with_slots(variable: Variable, found: dict[str, Variable] | None) -> Variable:
+    """``variable`` with the slots grouping found for it by name (the reader's own come first)."""
+    if not found:
+        return variable
+    return replace(variable, slots={**found, **variable.slots})
+
+
+def group_layers(model: ModelFile) -> Grouping:
+    """The BN layers of ``model``: by names, then (when a graph was read) by the graph's structure."""
     scopes: dict[str, dict[str, Variable]] = {}
-    slots: list[tuple[str, str, str, Variable]] = []
-    for variable in _attach_optimizer_slots(checkpoint.variables):
+    slotted: list[tuple[str, str, str, Variable]] = []
+    slots: Slots = {}
+    for variable in _optimizer_slots(model.variables, slots):
         split = _split(variable.name)
         if split is None:
             continue
@@ -107,29 +121,29 @@ def group_layers(checkpoint: Checkpoint) -> Grouping:
         elif len(rest) == 1 and rest[0] in ZERO_DEBIAS and role.startswith("moving_"):
             scopes.setdefault(scope, {})[f"{role}/{rest[0]}"] = variable
         else:
-            slots.append((scope, role, "/".join(rest), variable))
+            slotted.append((scope, role, "/".join(rest), variable))
     _join_debias_shadows(scopes)
-    for scope, role, slot_name, variable in slots:
+    for scope, role, slot_name, variable in slotted:
         owner = scopes.get(scope, {}).get(role)
         if owner is not None:
-            owner.add_slot(slot_name, variable)
+            slots.setdefault(owner, {}).setdefault(slot_name, variable)
 
     layers, unconfirmed = [], []
     for scope in sorted(scopes, key=natural_key):
-        members = scopes[scope]
+        members = {role: _with_slots(variable, slots.get(variable)) for role, variable in scopes[scope].items()}
         name = scope or "(root)"
-        hints = checkpoint.hints.get(name, NO_HINTS)
+        hints = model.hints.get(name, NO_HINTS)
         if not hints.is_bn:
             continue
         has_stats = not _AFFINE.issuperset(members)
         leaf = scope.rsplit("/", 1)[-1]
-        if has_stats or name in checkpoint.hints or BN_NAME.search(leaf):
+        if has_stats or name in model.hints or BN_NAME.search(leaf):
             layers.append(BNLayer(name, members, hints))
         elif not OTHER_NORM_NAME.search(leaf):
             unconfirmed.append(name)
-    if checkpoint.structure is None:
+    if model.structure is None:
         return Grouping(layers, unconfirmed)
     from .reconcile import apply_structure  # a graph was read: its structure decides
 
-    layers, notes = apply_structure(layers, checkpoint.structure, checkpoint)
+    layers, notes = apply_structure(layers, model)
     return Grouping(layers, unconfirmed, notes)

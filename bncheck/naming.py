@@ -11,6 +11,7 @@ BN_NAME = re.compile(r"batch_?norm|(^|[_\-.])bn(_?\d+)?($|[_\-.])", re.IGNORECAS
 OTHER_NORM_NAME = re.compile(r"(layer|group|instance)_?norm", re.IGNORECASE)
 # Leaf names of step counters, most telling first; save_counter counts saves, not steps.
 STEP_NAMES = ("global_step", "iter", "iteration", "iterations", "_iterations", "save_counter")
+EMA_SLOTS = ("ExponentialMovingAverage",)  # tf.train.ExponentialMovingAverage shadows: slots, not an optimizer's
 
 
 def debiased_statistic(shadow_scope: str, known: Container[str]) -> str | None:

@@ -6,20 +6,26 @@ zero-debias) when one name-based layer holds the same variables. A layer found o
 name stays. Where the two readings disagree (a role, or variables of two name-based layers
 in one structural layer), the structural reading is used and the disagreement becomes a
 note: it is shown, never hidden.
+
+This is also the one place that takes a layer's momentum and epsilon from a graph, where the file
+itself (a Keras config) does not record them: epsilon from the op that normalises, momentum from the
+decay of the ops that update the moving statistics.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from .model import ROLES, BNLayer, Checkpoint, GraphLayer, LayerHints, Variable
+from .facts import NO_HINTS, GraphFacts, GraphLayer, LayerHints, ModelFile, Variable
+from .layers import ROLES, BNLayer
 
 
-def apply_structure(
-    layers: list[BNLayer], structure: list[GraphLayer], checkpoint: Checkpoint
-) -> tuple[list[BNLayer], list[str]]:
-    """The layers after joining ``structure`` into the name-based ``layers``, and notes on disagreements."""
-    by_name = {v.name: v for v in checkpoint.variables}
+def apply_structure(layers: list[BNLayer], model: ModelFile) -> tuple[list[BNLayer], list[str]]:
+    """The layers after joining ``model.structure`` into the name-based ``layers``, and notes on disagreements."""
+    structure = model.structure or ()
+    numbers = _numbers_by_scope(model.graph) if model.graph is not None else {}
+    by_name = {v.name: v for v in model.variables}
+    by_name |= {v.name: v for layer in layers for v in layer.variables.values()}  # with the slots grouping found
     owner: dict[str, tuple[BNLayer, str]] = {}  # variable name -> (name-based layer, role)
     for layer in layers:
         for role, variable in layer.variables.items():
@@ -44,11 +50,11 @@ def apply_structure(
         else:
             name = _free(found.name or found.op, taken)
             taken.add(name)
-        hints = checkpoint.hints.get(name, base.hints if base is not None else LayerHints())
+        hints = _with_numbers(model.hints.get(name, base.hints if base is not None else NO_HINTS), name, numbers)
         if hints.epsilon is None and found.epsilon is not None:
             hints = replace(hints, epsilon=found.epsilon)
-        if hints.momentum is None and checkpoint.graph is not None:
-            graph_variables = checkpoint.graph.variables
+        if hints.momentum is None and model.graph is not None:
+            graph_variables = model.graph.variables
             stats = [found.members.get(role, "") for role in ("moving_mean", "moving_variance")]
             momenta = [graph_variables[s].momentum for s in stats if s in graph_variables]
             hints = replace(hints, momentum=next((m for m in momenta if m is not None), None))
@@ -61,10 +67,34 @@ def apply_structure(
     for layer in layers:
         new = replaced.get(layer.name)
         if new is None:
-            result.append(layer)
+            hints = _with_numbers(layer.hints, layer.name, numbers)
+            result.append(layer if hints is layer.hints else BNLayer(layer.name, layer.variables, hints))
         elif all(new is not other for other in result):
             result.append(new)
     return result + added, notes
+
+
+def _numbers_by_scope(graph: GraphFacts) -> dict[str, tuple[float | None, float | None]]:
+    """Momentum and epsilon per scope holding moving statistics, as the graph's ops show them."""
+    numbers: dict[str, tuple[float | None, float | None]] = {}
+    for name, variable in graph.variables.items():
+        scope, _, role = name.rpartition("/")
+        if role in ("moving_mean", "moving_variance") and scope:
+            momentum, epsilon = numbers.get(scope, (None, graph.epsilon.get(scope)))
+            numbers[scope] = (momentum if momentum is not None else variable.momentum, epsilon)
+    return {scope: pair for scope, pair in numbers.items() if pair != (None, None)}
+
+
+def _with_numbers(hints: LayerHints, scope: str, numbers: dict[str, tuple[float | None, float | None]]) -> LayerHints:
+    """``hints`` with the graph's momentum and epsilon of ``scope`` where the file records none."""
+    momentum, epsilon = numbers.get(scope, (None, None))
+    if (momentum is None or hints.momentum is not None) and (epsilon is None or hints.epsilon is not None):
+        return hints
+    return replace(
+        hints,
+        momentum=hints.momentum if hints.momentum is not None else momentum,
+        epsilon=hints.epsilon if hints.epsilon is not None else epsilon,
+    )
 
 
 def _disagreements(

@@ -13,8 +13,11 @@ import pytest
 import bncheck
 from bncheck.comparison import pair_layers
 from bncheck.config import Thresholds
-from bncheck.model import BNLayer, DiffReport, Report, Variable
-from bncheck.rules import RULES, DiffContext
+from bncheck.deltas import DiffReport
+from bncheck.facts import Variable
+from bncheck.layers import BNLayer
+from bncheck.report import Report
+from bncheck.rules import RULES, DiffContext, Kind
 
 from .conftest import FIXTURES, run_cli
 
@@ -278,7 +281,7 @@ def test_across_formats_keras_file_and_its_weights_and_export() -> None:
 def test_rules_catalogue_lists_and_documents_diff_rules() -> None:
     listing = run_cli("rules").stdout
     for code in ("BN201", "BN202", "BN203", "BN204"):
-        assert RULES[code].kind == "diff" and code in listing
+        assert RULES[code].kind is Kind.DIFF and code in listing
         doc = run_cli("rules", code).stdout
         assert all(word in doc for word in ("Why it matters", "TF1", "Keras", "TF2", "Silence")), code
     assert all(rule.kind != "diff" for code, rule in RULES.items() if not code.startswith("BN2"))
@@ -322,9 +325,7 @@ def _layer(name: str, values: dict[str, np.ndarray]) -> BNLayer:
         )
         for role, v in values.items()
     }
-    layer = BNLayer(name, variables)
-    layer.values = values
-    return layer
+    return BNLayer(name, variables, values=values)
 
 
 def test_a_removed_gamma_is_not_training() -> None:

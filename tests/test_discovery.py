@@ -132,7 +132,7 @@ def test_api_inspect_of_a_directory_of_several_models_points_to_scan(tmp_path: P
 def test_api_scan_does_what_the_command_line_does(tmp_path: Path) -> None:
     run = _steps(tmp_path / "run")
     (report,) = bncheck.scan(str(run))
-    assert report.step == 40 and any("model.ckpt-30" in note for note in report.notes)
+    assert report.step.count == 40 and any("model.ckpt-30" in note for note in report.notes)
     assert {f.code for f in report.findings} == {"BN002"}
     buggy = str(FIXTURES / "tf1_no_control_deps")
     assert {f.code for f in bncheck.scan(buggy)[0].findings} == {"BN002", "BN102"}  # the .meta beside it

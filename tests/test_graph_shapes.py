@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bncheck.model import GraphFacts, GraphLayer
+from bncheck.facts import GraphFacts, GraphLayer
 from bncheck.readers.graph import GraphIndex, tensor_name
 from bncheck.readers.metagraph import digest
 from bncheck.readers.structure import find_bn_layers

@@ -17,7 +17,8 @@ import pytest
 
 import bncheck
 from bncheck.errors import BncheckError
-from bncheck.model import Severity
+from bncheck.facts import Step
+from bncheck.findings import Severity
 
 from .conftest import FIXTURES, realworld, run_cli
 
@@ -187,24 +188,21 @@ def test_weights_without_config_say_the_mapping_is_ambiguous() -> None:
 
 
 def test_step_from_the_optimizer() -> None:
-    assert (inspect("k3_fit/model.keras").step, inspect("k3_fit/model.keras").step_source) == (
-        20,
-        "optimizer iterations",
-    )
-    assert inspect("k3_fit/legacy.h5").step == 20
-    assert inspect("tfk_fit/model.h5").step == 20
+    assert inspect("k3_fit/model.keras").step == Step(20, "optimizer iterations")
+    assert inspect("k3_fit/legacy.h5").step == Step(20, "optimizer iterations")
+    assert inspect("tfk_fit/model.h5").step == Step(20, "optimizer iterations")
     assert inspect("tfk_fit/weights.h5").step is None
 
 
 def test_frozen_layers_are_shown_and_judged_as_info() -> None:
     report = inspect("k3_frozen/model.keras")
-    frozen = {layer.name: layer.hints.frozen for layer in report.layers}
+    frozen = {layer.name: not layer.hints.trainable for layer in report.layers}
     assert frozen == {"frozen_bn": True, "live_bn": False}
     (finding,) = report.findings
     assert finding.severity == Severity.INFO and "frozen layer (trainable=False)" in finding.message
     for relative in ("tfk_fit/model.h5", "tfk_fit/savedmodel"):
         layers = {layer.name: layer for layer in inspect(relative).layers}
-        assert layers["frozen_dense_bn"].hints.frozen and not layers["batch_normalization"].hints.frozen
+        assert not layers["frozen_dense_bn"].hints.trainable and layers["batch_normalization"].hints.trainable
         # momentum 0.99 and 20 steps would otherwise make BN006 claim 82% of 0/1 remains
         assert layers["frozen_dense_bn"].hints.momentum == 0.99
     result = run_cli("inspect", "--format", "json", str(KERAS / "k3_frozen/model.keras"))
@@ -217,15 +215,16 @@ def test_frozen_layers_are_shown_and_judged_as_info() -> None:
 
 def test_frozen_layer_with_trained_gamma_and_default_stats_stays_an_error() -> None:
     from bncheck.config import Settings
-    from bncheck.model import BNLayer, LayerHints
+    from bncheck.facts import LayerHints
+    from bncheck.layers import BNLayer
     from bncheck.rules import RULES, Context
-    from bncheck.summary import summarise
+    from bncheck.stats import summarise
 
-    layer = BNLayer("bn", {}, LayerHints(frozen=True))
-    layer.values = {"gamma": np.full(4, 1.5, "float32"), "beta": np.zeros(4, "float32")}
-    layer.values |= {"moving_mean": np.zeros(4, "float32"), "moving_variance": np.ones(4, "float32")}
-    layer.stats = dict(zip(layer.values, summarise(list(layer.values.values())), strict=True))
-    context = Context(None, None, Settings().thresholds)
+    values = {"gamma": np.full(4, 1.5, "float32"), "beta": np.zeros(4, "float32")}
+    values |= {"moving_mean": np.zeros(4, "float32"), "moving_variance": np.ones(4, "float32")}
+    stats = dict(zip(values, summarise(list(values.values())), strict=True))
+    layer = BNLayer("bn", {}, LayerHints(trainable=False), values, stats)
+    context = Context(None, Settings().thresholds)
     (finding,) = RULES["BN002"].run(layer, context)
     assert finding.severity == Severity.ERROR and "frozen" in finding.message
 

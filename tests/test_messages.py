@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import bncheck
-from bncheck.model import Framework
+from bncheck.facts import Framework
 from bncheck.rules import RULES
 
 from .conftest import FIXTURES, run_cli

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import bncheck
-from bncheck.model import Severity
+from bncheck.findings import Severity
 
 from .conftest import FIXTURES, SCENARIOS
 
@@ -100,7 +100,7 @@ def test_keras3_checkpoint_joins_optimizer_and_model_paths() -> None:
     assert [layer.name for layer in report.layers] == ["bn1", "bn2"]
     keys = {role: v.key for role, v in report.layers[0].variables.items()}
     assert keys["gamma"].startswith("optimizer/") and keys["moving_mean"].startswith("model/")
-    assert report.step == 12
+    assert report.step.count == 12
 
 
 def test_layer_normalization_is_not_a_bn_layer() -> None:

@@ -13,9 +13,10 @@ from hypothesis.extra import numpy as hnp
 
 from bncheck import analysis
 from bncheck.config import Settings
-from bncheck.model import BNLayer, Report, Stats
+from bncheck.layers import BNLayer
 from bncheck.readers import open_with_graph
-from bncheck.summary import PackedStats, summarise
+from bncheck.report import Report
+from bncheck.stats import PackedStats, Stats, summarise
 
 from .conftest import FIXTURES, SCENARIOS
 
@@ -38,7 +39,7 @@ def test_one_layer_per_chunk_without_values_finds_the_same(name: str, monkeypatc
     for a, b in zip(streamed.layers, kept.layers, strict=True):
         assert not a.values and isinstance(a.stats, PackedStats)
         assert dict(a.stats) == dict(b.stats), a.name
-        assert set(b.stats) == set(b.values) and a.fingerprint == b.fingerprint
+        assert set(b.stats) == set(b.values) and a.stats_digest == b.stats_digest
 
 
 def test_evidence_from_a_layer_further_on() -> None:
@@ -129,10 +130,7 @@ def test_api_leaves_files_open_for_later_loads() -> None:
 
 
 def _layer(**values: np.ndarray) -> BNLayer:
-    layer = BNLayer("bn", {})
-    layer.values = values
-    layer.stats = dict(zip(values, summarise(list(values.values())), strict=True))
-    return layer
+    return BNLayer("bn", {}, values=values, stats=dict(zip(values, summarise(list(values.values())), strict=True)))
 
 
 @pytest.mark.parametrize(
@@ -149,7 +147,7 @@ def test_negative_variance_including_infinity(variance: list[float], message: st
     from bncheck.rules import RULES, Context
 
     layer = _layer(moving_mean=np.zeros(3, "float32"), moving_variance=np.array(variance, "float32"))
-    found = list(RULES["BN005"].run(layer, Context(None, None, Settings().thresholds)))
+    found = list(RULES["BN005"].run(layer, Context(None, Settings().thresholds)))
     assert [f.message.removeprefix("moving_variance ") for f in found] == ([message] if message else [])
 
 

@@ -9,9 +9,13 @@ import re
 import numpy as np
 import pytest
 
-from bncheck.model import BNLayer, Finding, Report, Severity, Stats, Variable
+from bncheck.facts import Variable
+from bncheck.findings import Finding, Severity
+from bncheck.layers import BNLayer
 from bncheck.render import table
 from bncheck.render.layout import shorten
+from bncheck.report import Report
+from bncheck.stats import Stats
 
 from .conftest import FIXTURES, run_cli
 

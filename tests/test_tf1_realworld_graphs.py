@@ -11,7 +11,8 @@ from collections import Counter
 import pytest
 
 import bncheck
-from bncheck.model import Report, Severity
+from bncheck.findings import Severity
+from bncheck.report import Report
 
 from .conftest import FIXTURES, realworld, run_cli
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import bncheck
-from bncheck.model import Severity
+from bncheck.findings import Severity
 
 from .conftest import FIXTURES, run_cli
 

@@ -1,4 +1,4 @@
-"""Turn a path a user typed into a :class:`Checkpoint`, whatever it points at.
+"""Turn a path a user typed into a :class:`ModelFile`, whatever it points at.
 
 Accepted: a checkpoint prefix (``model.ckpt``, ``ckpt-60``), any of its files
 (``.index``, ``.data-NNNNN-of-NNNNN``, ``.meta``), a SavedModel directory (its
@@ -12,49 +12,48 @@ from __future__ import annotations
 import glob
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InputError
-from ..model import Checkpoint
+from ..facts import ModelFile
 from .discover import Found, find_models, is_saved_model, several_models
-from .sniff import read_exported_file, read_keras_file
+from .formats import described
+from .sniff import read_model_file
 
 EXPECTED = (
     "bncheck reads TensorFlow checkpoints (a prefix such as model.ckpt, one of its "
-    ".index/.data-*/.meta files, a directory with a 'checkpoint' file), SavedModel directories, "
-    "Keras .keras archives, Keras 3 .weights.h5 and Keras 2 / tf.keras HDF5 (.h5/.hdf5) files, "
-    "frozen GraphDef .pb files and ONNX .onnx models"
+    f".index/.data-*/.meta files, a directory with a 'checkpoint' file), SavedModel directories, {described()}"
 )
 _DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")
 
 
-def read_checkpoint(prefix: str, shown: str, format_name: str | None = None) -> Checkpoint:
+def read_checkpoint(prefix: str, shown: str, format_name: str | None = None) -> ModelFile:
     """:func:`.tfcheckpoint.read_checkpoint`, imported when a checkpoint is read (it needs protobuf)."""
     from .tfcheckpoint import read_checkpoint as read
 
     return read(prefix, shown, format_name)
 
 
-def open_model(path: str) -> Checkpoint:
+def open_model(path: str) -> ModelFile:
     """Read the model at ``path``; raise :class:`InputError` saying what was found instead."""
     return _open(path, path)
 
 
-def open_found(model: Found, meta: str | None = None, graph: bool = True) -> Checkpoint:
-    """Read a model :func:`.discover.find_models` found, its notes first among the checkpoint's, with its
+def open_found(model: Found, meta: str | None = None, graph: bool = True) -> ModelFile:
+    """Read a model :func:`.discover.find_models` found, its notes first among the reader's, with its
     training graph (see :func:`open_with_graph`)."""
     return _with_graph(_read_found(model), meta, graph)
 
 
-def _read_found(model: Found) -> Checkpoint:
+def _read_found(model: Found) -> ModelFile:
     if model.error:
         raise InputError(model.error)
-    checkpoint = _open(model.target, model.path)
-    checkpoint.notes[:0] = model.notes
-    return checkpoint
+    read = _open(model.target, model.path)
+    return replace(read, notes=(*model.notes, *read.notes)) if model.notes else read
 
 
-def _open(path: str, shown: str) -> Checkpoint:
+def _open(path: str, shown: str) -> ModelFile:
     target = Path(path)
     if path.endswith(("/", os.sep)) and not target.is_dir():
         path = path.rstrip("/" + os.sep) or path  # 'model.ckpt-20/' (a prefix completed as if a directory)
@@ -64,9 +63,8 @@ def _open(path: str, shown: str) -> Checkpoint:
         if target.is_file():
             if target.name == "saved_model.pb":
                 return _open_directory(target.parent, shown)
-            keras = None if _is_checkpoint_file(path) else read_keras_file(target, shown)
-            exported = None if keras or _is_checkpoint_file(path) else read_exported_file(target, shown)
-            return keras or exported or read_checkpoint(_prefix_of_file(target), shown)
+            one_file = None if _is_checkpoint_file(path) else read_model_file(target, shown)
+            return one_file or read_checkpoint(_prefix_of_file(target), shown)
         if Path(path + ".index").is_file():
             return read_checkpoint(path, shown)
         if Path(path + ".meta").is_file() or any(target.parent.glob(glob.escape(target.name) + ".data-*")):
@@ -98,7 +96,7 @@ def _prefix_of_file(file: Path) -> str:
     return prefix
 
 
-def _open_directory(directory: Path, shown: str) -> Checkpoint:
+def _open_directory(directory: Path, shown: str) -> ModelFile:
     """A SavedModel, or the one model a directory holds."""
     if not is_saved_model(directory):
         models = find_models(str(directory))
@@ -108,12 +106,11 @@ def _open_directory(directory: Path, shown: str) -> Checkpoint:
     variables = directory / "variables" / "variables"
     if not Path(f"{variables}.index").is_file():
         raise InputError(f"{directory}: SavedModel without variables/variables.index")
-    checkpoint = read_checkpoint(str(variables), shown, "SavedModel (variables)")
+    read = read_checkpoint(str(variables), shown, "SavedModel (variables)")
     from .keras_metadata import saved_model_hints
 
-    for layer, hints in saved_model_hints(directory).items():
-        checkpoint.hints.setdefault(layer, hints)
-    return checkpoint
+    hints = saved_model_hints(directory)
+    return replace(read, hints={**hints, **read.hints}) if hints else read
 
 
 def _near_misses(target: Path) -> str:
@@ -125,19 +122,19 @@ def _near_misses(target: Path) -> str:
     return f" (found {', '.join(near)})" if near else ""
 
 
-def open_with_graph(path: str, meta: str | None = None, graph: bool = True) -> Checkpoint:
+def open_with_graph(path: str, meta: str | None = None, graph: bool = True) -> ModelFile:
     """:func:`open_model`, plus the training graph: ``meta`` if given, else one found beside
     the checkpoint (``<prefix>.meta``, a TF1 SavedModel's "train" meta graph); none if not ``graph``."""
     return _with_graph(open_model(path), meta, graph)
 
 
-def _with_graph(checkpoint: Checkpoint, meta: str | None, graph: bool) -> Checkpoint:
-    if graph and (meta is not None or (checkpoint.file or "").endswith(".index")):  # else no graph beside it
-        from .metagraph import attach_graph
+def _with_graph(model: ModelFile, meta: str | None, graph: bool) -> ModelFile:
+    if graph and (meta is not None or model.main_file.endswith(".index")):  # else no graph beside it
+        from .metagraph import with_graph
 
         try:
-            attach_graph(checkpoint, meta)
+            return with_graph(model, meta)
         except BaseException:
-            checkpoint.close()
+            model.close()
             raise
-    return checkpoint
+    return model

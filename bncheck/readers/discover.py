@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from .formats import scanned_as_model
 from .lfs import refuse_pointer
 
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx")
 _CHECKPOINT_FILE = re.compile(r"^(.+)\.(index|meta|data-\d{5}-of-\d{5})$")
 _STATE_LINE = re.compile(r'^(model_checkpoint_path|all_model_checkpoint_paths):\s*"((?:[^"\\]|\\.)*)"', re.MULTILINE)
 _STEP = re.compile(r"^(.*)-(\d+)$")
@@ -119,11 +119,7 @@ def _scan(root: Path, exclude: tuple[str, ...]) -> list[Found]:
             found += _state_directory(here, _prefixes(files))
         else:
             found += [Found(str(here / prefix), str(here / prefix)) for prefix in _prefixes(files)]
-        found += [
-            Found(str(here / f), str(here / f))
-            for f in sorted(files)
-            if f.endswith(MODEL_SUFFIXES) or _is_frozen_graph(here / f)
-        ]
+        found += [Found(str(here / f), str(here / f)) for f in sorted(files) if scanned_as_model(here / f)]
     return [m for m in found if m.path == str(root) or not _excluded(Path(m.path), root, exclude)]
 
 
@@ -157,15 +153,6 @@ def _to_visit(
 
 def _within(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
-
-
-def _is_frozen_graph(path: Path) -> bool:
-    """A ``.pb`` file that starts like a GraphDef (a SavedModel's ``saved_model.pb`` is never reached here)."""
-    if not path.name.endswith(".pb") or path.name == "saved_model.pb":
-        return False
-    from .frozen import looks_like_graph_def
-
-    return looks_like_graph_def(path)
 
 
 # --------------------------------------------------------------------------- checkpoint state files

@@ -15,7 +15,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from ..errors import FormatError, InputError
-from ..model import Checkpoint, Framework, Variable
+from ..facts import Framework, ModelFile, Variable
 from .graph import GraphIndex
 from .lfs import pointer_size
 from .proto import tf_subset_pb2 as pb
@@ -63,7 +63,7 @@ def looks_like_graph_def(path: Path) -> bool:
     return bool(node.name and node.op)
 
 
-def read_frozen_graph(path: Path, shown: str) -> Checkpoint:
+def read_frozen_graph(path: Path, shown: str) -> ModelFile:
     """The constants of a frozen GraphDef as variables, with the BN layers its structure shows."""
     try:
         data = path.read_bytes()
@@ -85,10 +85,9 @@ def read_frozen_graph(path: Path, shown: str) -> Checkpoint:
     def read(name: str) -> np.ndarray:
         return tensor_value(constants[name].attr["value"].tensor, f"{shown}: constant {name}")
 
-    variables = [_constant(node, shown, read) for node in constants.values()]
-    checkpoint = Checkpoint(shown, FORMAT, variables, file=str(path), framework=Framework.TF1)
-    checkpoint.structure = find_bn_layers(GraphIndex.of(graph))
-    return checkpoint
+    variables = tuple(_constant(node, shown, read) for node in constants.values())
+    structure = tuple(find_bn_layers(GraphIndex.of(graph)))
+    return ModelFile(shown, FORMAT, variables, main_file=str(path), structure=structure, framework=Framework.TF1)
 
 
 def _is_float_const(node: Any) -> bool:

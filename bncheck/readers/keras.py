@@ -1,4 +1,4 @@
-"""Keras 3 ``.keras`` archives and ``.weights.h5`` files as a :class:`Checkpoint`.
+"""Keras 3 ``.keras`` archives and ``.weights.h5`` files as a :class:`ModelFile`.
 
 A ``.keras`` file is a zip of ``config.json`` + ``model.weights.h5`` (+ ``metadata.json``);
 the weights are read from the zip member in memory, never extracted. In the weights file
@@ -22,7 +22,8 @@ import struct
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from ..errors import FormatError
-from ..model import Checkpoint, Framework, LayerHints, Variable
+from ..facts import Framework, LayerHints, ModelFile, Variable
 from ..naming import BN_NAME
 from .keras_common import (
     H5_ERRORS,
@@ -45,6 +46,7 @@ from .keras_common import (
     parse_config,
     snake_case,
 )
+from .steps import StepCounter, find_step
 
 CONTAINERS = ("layers", "_layer_checkpoint_dependencies")
 NOT_LAYERS = re.compile(r"^(optimizer|.*metric.*|loss_tracker|_?tracker.*)$")
@@ -138,7 +140,7 @@ def _stored_member(path: str, info: zipfile.ZipInfo, shown: str) -> _Window | No
     return _Window(path, start, info.file_size)
 
 
-def read_keras_archive(path: str, shown: str) -> Checkpoint:
+def read_keras_archive(path: str, shown: str) -> ModelFile:
     """A ``.keras`` zip: config.json for names and roles, model.weights.h5 read in memory."""
     try:
         with zipfile.ZipFile(path) as archive:
@@ -158,11 +160,13 @@ def read_keras_archive(path: str, shown: str) -> Checkpoint:
         version = meta.get("keras_version") if isinstance(meta, dict) else None
     h5 = open_h5(weights, f"{shown} ({WEIGHTS_MEMBER})")
     fmt = f"Keras .keras archive (Keras {version})" if version else "Keras .keras archive"
-    checkpoint = read_weights(h5, shown, config, fmt)
+    read = read_weights(h5, shown, config, fmt)
     if config is None:
         why = "has no config.json" if config_text is None else "has a config.json that is not a layer config"
-        checkpoint.notes.append(f"the archive {why}: layer roles were inferred from the variable count")
-    return checkpoint
+        read = replace(
+            read, notes=(*read.notes, f"the archive {why}: layer roles were inferred from the variable count")
+        )
+    return read
 
 
 def is_keras3_weights(h5: Any) -> bool:
@@ -180,19 +184,25 @@ def is_keras3_weights(h5: Any) -> bool:
     )
 
 
-def read_weights(h5: Any, shown: str, config: LayerConfig | None, fmt: str = "Keras 3 .weights.h5") -> Checkpoint:
+def read_weights(h5: Any, shown: str, config: LayerConfig | None, fmt: str = "Keras 3 .weights.h5") -> ModelFile:
     """The layers of a Keras 3 weights file; ``config`` (from a ``.keras`` archive) names the roles."""
     walker = _Walker(shown, h5_reader(h5, shown))
     try:
         walker.saveable(h5, config, Path(shown).name, (), top=True)
     except H5_ERRORS as exc:
         raise FormatError(f"{shown}: unreadable Keras weights file ({exc})") from None
-    checkpoint = Checkpoint(
-        shown, fmt, walker.variables, hints=walker.hints, file=shown, framework=Framework.KERAS, close=h5.close
+    step, errors = find_step(_iteration_count(h5, shown))
+    return ModelFile(
+        shown,
+        fmt,
+        tuple(walker.variables),
+        step,
+        walker.hints,
+        errors,
+        tuple(walker.summary()),
+        framework=Framework.KERAS,
+        close=h5.close,
     )
-    checkpoint.notes.extend(walker.summary())
-    _find_step(h5, checkpoint)
-    return checkpoint
 
 
 class _Walker:
@@ -324,14 +334,21 @@ def _roles_without_config(count: int) -> list[str | None]:
     return []
 
 
-def _find_step(h5: Any, checkpoint: Checkpoint) -> None:
-    """The optimizer's iteration count: ``optimizer/vars/0`` when it is an integer scalar."""
+def _iteration_count(h5: Any, shown: str) -> Iterator[StepCounter]:
+    """The optimizer's iteration count: ``optimizer/vars/0`` (when it is an integer scalar)."""
+    unreadable = f"{shown}: the optimizer's iteration count is unreadable"
     try:
         dataset = h5.get("optimizer/vars/0")
-        if dataset is None or dataset.shape != () or dataset.dtype.kind not in "iu":
+        if dataset is None:
             return
-        checkpoint.step = int(dataset[()])
+        shape, integer = dataset.shape, dataset.dtype.kind in "iu"
     except H5_ERRORS:
-        checkpoint.problems.append(f"{checkpoint.path}: the optimizer's iteration count is unreadable")
-        return
-    checkpoint.step_source = "optimizer iterations"
+        raise FormatError(unreadable) from None
+
+    def read() -> int:
+        try:
+            return int(dataset[()])
+        except H5_ERRORS:
+            raise FormatError(unreadable) from None
+
+    yield StepCounter("iterations", "optimizer iterations", shape, integer, read)

@@ -18,7 +18,7 @@ from typing import IO, Any
 import numpy as np
 
 from ..errors import FormatError
-from ..model import LayerHints, Variable
+from ..facts import LayerHints, Variable
 
 BN_CLASSES = re.compile(r"^(Sync)?BatchNormalization(V[12])?$")
 OTHER_NORM = re.compile(r"Normalization$")  # LayerNormalization, GroupNormalization, ...: not BN
@@ -95,7 +95,7 @@ class LayerConfig:
     class_name: str
     name: str
     config: dict[str, Any]
-    frozen: bool  # trainable=False here or in an enclosing model
+    trainable: bool  # False: trainable=False here or in an enclosing model
     children: list[LayerConfig] = field(default_factory=list)
 
     @property
@@ -112,7 +112,7 @@ class LayerConfig:
     def hints(self) -> LayerHints:
         if not self.is_bn:
             return LayerHints(is_bn=False)
-        return LayerHints(_number(self.config.get("momentum")), _number(self.config.get("epsilon")), self.frozen)
+        return LayerHints(_number(self.config.get("momentum")), _number(self.config.get("epsilon")), self.trainable)
 
     def walk(self) -> Iterator[LayerConfig]:
         yield self
@@ -126,19 +126,19 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def parse_config(tree: Any, frozen: bool = False) -> LayerConfig | None:
+def parse_config(tree: Any, trainable: bool = True) -> LayerConfig | None:
     """The layer tree of a Keras model config (``config.json`` or an HDF5 ``model_config``)."""
     if not isinstance(tree, dict) or not isinstance(tree.get("config"), dict):
         return None
     config = tree["config"]
     name = config.get("name", tree.get("name"))
-    frozen = frozen or config.get("trainable") is False
-    node = LayerConfig(str(tree.get("class_name", "")), str(name) if name is not None else "", config, frozen)
+    trainable = trainable and config.get("trainable") is not False
+    node = LayerConfig(str(tree.get("class_name", "")), str(name) if name is not None else "", config, trainable)
     layers = config.get("layers")
     if isinstance(layers, list):
-        node.children = [child for item in layers if (child := parse_config(item, frozen)) is not None]
+        node.children = [child for item in layers if (child := parse_config(item, trainable)) is not None]
     elif isinstance(config.get("layer"), dict):  # wrappers (TimeDistributed, ...)
-        child = parse_config(config["layer"], frozen)
+        child = parse_config(config["layer"], trainable)
         node.children = [child] if child else []
     return node
 

@@ -12,11 +12,11 @@ Keras 3's legacy HDF5 writer uses the same layout without the ``:0`` suffixes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import FormatError
-from ..model import Checkpoint, Framework, LayerHints, Variable
-from ..naming import STEP_NAMES
+from ..facts import Framework, LayerHints, ModelFile, Variable
 from .keras_common import (
     H5_ERRORS,
     OTHER_NORM,
@@ -28,6 +28,7 @@ from .keras_common import (
     parse_config,
     string_list,
 )
+from .steps import StepCounter, find_step
 
 
 def is_keras2_h5(h5: Any) -> bool:
@@ -46,7 +47,7 @@ def _layer_list(h5: Any) -> Any:
     return None
 
 
-def read_keras2_h5(h5: Any, shown: str) -> Checkpoint:
+def read_keras2_h5(h5: Any, shown: str) -> ModelFile:
     """The BN layers of a Keras 2 HDF5 file, with hints from ``model_config`` when saved."""
     try:
         return _read(h5, shown)
@@ -54,7 +55,7 @@ def read_keras2_h5(h5: Any, shown: str) -> Checkpoint:
         raise FormatError(f"{shown}: unreadable Keras HDF5 file ({exc})") from None
 
 
-def _read(h5: Any, shown: str) -> Checkpoint:
+def _read(h5: Any, shown: str) -> ModelFile:
     root = _layer_list(h5)
     config = None
     if "model_config" in h5.attrs:
@@ -79,9 +80,8 @@ def _read(h5: Any, shown: str) -> Checkpoint:
     for layer in layers.values():
         if layer.is_bn or OTHER_NORM.search(layer.class_name):
             hints[layer.name] = layer.hints()
-    checkpoint = Checkpoint(shown, fmt, variables, hints=hints, file=shown, framework=Framework.KERAS, close=h5.close)
-    _find_step(h5, checkpoint)
-    return checkpoint
+    step, errors = find_step(_optimizer_counters(h5))
+    return ModelFile(shown, fmt, tuple(variables), step, hints, errors, framework=Framework.KERAS, close=h5.close)
 
 
 def _is_nested(weight_names: list[str], config: LayerConfig | None) -> bool:
@@ -92,14 +92,12 @@ def _is_nested(weight_names: list[str], config: LayerConfig | None) -> bool:
     return len(scopes) > 1
 
 
-def _find_step(h5: Any, checkpoint: Checkpoint) -> None:
+def _optimizer_counters(h5: Any) -> Iterator[StepCounter]:
+    """The optimizer's scalars, its iteration count among them (read within the caller's H5_ERRORS guard)."""
     group = h5.get("optimizer_weights")
-    if group is None:
-        return
-    for weight_name in string_list(group.attrs, "weight_names") or []:
-        if weight_name.removesuffix(":0").rsplit("/", 1)[-1] in STEP_NAMES:
-            dataset = group.get(weight_name)
-            if dataset is not None and dataset.shape == () and dataset.dtype.kind in "iu":
-                checkpoint.step = int(dataset[()])
-                checkpoint.step_source = "optimizer iterations"
-            return
+    for weight_name in (string_list(group.attrs, "weight_names") or []) if group is not None else []:
+        dataset = group.get(weight_name)
+        if dataset is not None:
+            leaf = weight_name.removesuffix(":0").rsplit("/", 1)[-1]
+            integer = dataset.dtype.kind in "iu"
+            yield StepCounter(leaf, "optimizer iterations", dataset.shape, integer, lambda d=dataset: d[()])

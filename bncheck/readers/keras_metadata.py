@@ -13,7 +13,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from ..errors import FormatError
-from ..model import LayerHints
+from ..facts import LayerHints
 from .keras_common import OTHER_NORM, parse_config
 from .lfs import refuse_pointer
 

@@ -21,7 +21,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from ..errors import FormatError, InputError
-from ..model import Checkpoint, GraphFacts, GraphLayer, GraphVariable, LayerHints
+from ..facts import GraphFacts, GraphLayer, GraphVariable, ModelFile
 from ..naming import debiased_statistic
 from .graph import ASSIGN_OPS, FUSED_BN, IF_OPS, VARIABLE_OPS, GraphIndex, input_name, variable_name
 from .lfs import pointer_message, pointer_size
@@ -38,13 +38,13 @@ NO_GRAPH = "; use --no-graph to ignore it"
 # --------------------------------------------------------------------------- locate and parse
 
 
-def graph_path_for(checkpoint: Checkpoint) -> Path | None:
+def graph_path_for(model: ModelFile) -> Path | None:
     """The graph file beside a TensorFlow checkpoint: ``<prefix>.meta``, or a SavedModel's ``saved_model.pb``."""
-    file = checkpoint.file or ""
+    file = model.main_file
     if not file.endswith(".index"):
         return None
     prefix = Path(file[: -len(".index")])
-    if checkpoint.format.startswith("SavedModel"):
+    if model.format.startswith("SavedModel"):
         candidate = prefix.parent.parent / "saved_model.pb"
     else:
         candidate = Path(f"{prefix}.meta")
@@ -80,43 +80,21 @@ def read_graph(path: Path) -> GraphFacts | None:
     return digest(meta, str(path))
 
 
-def attach_graph(checkpoint: Checkpoint, meta: str | None = None) -> Checkpoint:
-    """Read the graph named by ``meta`` or found beside the checkpoint into ``checkpoint.graph``,
-    and record the momentum and epsilon it shows as layer hints."""
+def with_graph(model: ModelFile, meta: str | None = None) -> ModelFile:
+    """``model`` with the training graph named by ``meta`` or found beside it (unchanged when there is none)."""
     if meta is not None:
         path = Path(meta)
         if not path.is_file():
             raise InputError(f"{meta}: no such graph file (--meta)")
     else:
-        found = graph_path_for(checkpoint)
+        found = graph_path_for(model)
         if found is None:
-            return checkpoint
+            return model
         path = found
     facts = read_graph(path)
     if facts is None:
-        return checkpoint
-    checkpoint.graph = facts
-    checkpoint.structure = list(facts.layers)
-    checkpoint.notes.extend(facts.notes)
-    for scope, (momentum, epsilon) in _layer_numbers(facts).items():
-        hints = checkpoint.hints.get(scope, LayerHints())
-        checkpoint.hints[scope] = replace(
-            hints,
-            momentum=hints.momentum if hints.momentum is not None else momentum,
-            epsilon=hints.epsilon if hints.epsilon is not None else epsilon,
-        )
-    return checkpoint
-
-
-def _layer_numbers(facts: GraphFacts) -> dict[str, tuple[float | None, float | None]]:
-    """Momentum and epsilon per BN layer scope (scopes holding moving statistics only)."""
-    numbers: dict[str, tuple[float | None, float | None]] = {}
-    for name, variable in facts.variables.items():
-        scope, _, role = name.rpartition("/")
-        if role in ("moving_mean", "moving_variance") and scope:
-            momentum, epsilon = numbers.get(scope, (None, facts.epsilon.get(scope)))
-            numbers[scope] = (momentum if momentum is not None else variable.momentum, epsilon)
-    return {scope: pair for scope, pair in numbers.items() if pair != (None, None)}
+        return model
+    return replace(model, graph=facts, structure=facts.layers, notes=(*model.notes, *facts.notes))
 
 
 # --------------------------------------------------------------------------- digest

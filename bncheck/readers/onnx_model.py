@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FormatError, InputError
-from ..model import Checkpoint, Framework, LayerHints, Variable
+from ..facts import Framework, LayerHints, ModelFile, Variable
 from .numbers import attribute_number
 
 FORMAT = "ONNX model"
@@ -36,7 +36,7 @@ def _onnx() -> Any:
     return onnx, numpy_helper
 
 
-def read_onnx(path: Path, shown: str) -> Checkpoint:
+def read_onnx(path: Path, shown: str) -> ModelFile:
     """The BN layers of an ONNX model as variables grouped by node, with their hints."""
     modules = _onnx()
     if modules is None:
@@ -59,13 +59,15 @@ def read_onnx(path: Path, shown: str) -> Checkpoint:
     except Exception as exc:  # onnx raises DecodeError, ValueError, RuntimeError and its own errors for bad bytes
         raise FormatError(f"{shown}: not a readable ONNX model ({type(exc).__name__})") from None
     try:
-        return _checkpoint(path, shown, bn_nodes, tensors, numpy_helper)
+        return _model_file(path, shown, bn_nodes, tensors, numpy_helper)
     except (TypeError, ValueError, AttributeError) as exc:  # e.g. a name that is not valid UTF-8 comes back as bytes
         raise FormatError(f"{shown}: malformed ONNX model ({exc})") from None
 
 
-def _checkpoint(path: Path, shown: str, bn_nodes: list[Any], tensors: dict[str, Any], numpy_helper: Any) -> Checkpoint:
-    checkpoint = Checkpoint(shown, FORMAT, [], file=str(path), framework=Framework.ONNX)
+def _model_file(path: Path, shown: str, bn_nodes: list[Any], tensors: dict[str, Any], numpy_helper: Any) -> ModelFile:
+    variables: list[Variable] = []
+    hints: dict[str, LayerHints] = {}
+    notes: list[str] = []
 
     def read(key: str) -> np.ndarray:
         return _load(tensors[key], key, shown, numpy_helper)
@@ -78,17 +80,17 @@ def _checkpoint(path: Path, shown: str, bn_nodes: list[Any], tensors: dict[str, 
         epsilon = attrs["epsilon"].f if "epsilon" in attrs else DEFAULT_EPSILON
         momentum = attrs["momentum"].f if "momentum" in attrs else DEFAULT_MOMENTUM
         training = (attrs["training_mode"].i if "training_mode" in attrs else 0) != 0 or len(node.output) > 1
-        checkpoint.hints[name] = LayerHints(
-            attribute_number(momentum), attribute_number(epsilon), training_mode=training
-        )
+        hints[name] = LayerHints(attribute_number(momentum), attribute_number(epsilon), training_mode=training)
         for role, ref in zip(ROLES, list(node.input)[1:5], strict=False):
             tensor = tensors.get(ref)
             if tensor is None:
                 if ref:
-                    checkpoint.notes.append(f"{name}: {role} ({ref}) is computed in the graph, not stored: not checked")
+                    notes.append(f"{name}: {role} ({ref}) is computed in the graph, not stored: not checked")
                 continue
-            checkpoint.variables.append(_variable(tensor, ref, f"{name}/{role}", shown, read))
-    return checkpoint
+            variables.append(_variable(tensor, ref, f"{name}/{role}", shown, read))
+    return ModelFile(
+        shown, FORMAT, tuple(variables), hints=hints, notes=tuple(notes), main_file=str(path), framework=Framework.ONNX
+    )
 
 
 def _layer_name(node: Any, number: int, taken: set[str]) -> str:

@@ -1,4 +1,4 @@
-"""Recognise a model file by its content (HDF5 or zip signature), not by its extension.
+"""Recognise a model file by its content (HDF5 or zip signature) before its extension, and read it.
 
 The first bytes of every model file that is not a checkpoint are read here, so this is also where a Git LFS
 pointer standing in for one (``.keras``, ``.h5``, ``.pb``, ``.onnx``...) is recognised and refused.
@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FormatError, InputError
-from ..model import Checkpoint
+from ..facts import ModelFile
+from .formats import FILE_FORMATS
 from .lfs import SIGNATURE as LFS_SIGNATURE
 from .lfs import file_pointer_size, refuse_pointer_file
 
@@ -42,19 +43,21 @@ def file_kind(path: Path) -> str | None:
     return None
 
 
-def read_keras_file(path: Path, shown: str) -> Checkpoint | None:
-    """A Keras file (``.keras`` zip, Keras 3 ``.weights.h5``, Keras 2 ``.h5``), or None if ``path`` is neither.
+def read_model_file(path: Path, shown: str) -> ModelFile | None:
+    """The model in ``path`` if it is one of the formats of one file (:mod:`.formats`), else None.
 
-    Refused with a message saying what they are: an HDF5 file in neither Keras layout, and a Git LFS pointer."""
-    kind = file_kind(path)
-    if kind == "git-lfs pointer":
+    A Git LFS pointer standing in for one is refused, saying what it is."""
+    signature = file_kind(path)
+    if signature == "git-lfs pointer":
         refuse_pointer_file(str(path), shown)
-    if kind == "zip":
-        from .keras import read_keras_archive
+    for file_format in FILE_FORMATS:
+        if file_format.reads(path, signature):
+            return file_format.read(path, shown)
+    return None
 
-        return read_keras_archive(str(path), shown)
-    if kind != "hdf5":
-        return None
+
+def read_keras_h5(path: Path, shown: str) -> ModelFile:
+    """A Keras 3 ``.weights.h5`` or Keras 2 ``.h5``; an HDF5 file in neither layout is refused, saying so."""
     from .keras import is_keras3_weights, read_weights
     from .keras_common import H5_ERRORS, open_h5
     from .keras_h5 import is_keras2_h5, read_keras2_h5
@@ -84,17 +87,3 @@ def _contents(h5: Any) -> str:
         return "it is empty"
     more = ", ..." if len(entries) > _SHOWN_ENTRIES else ""
     return f"its top level holds {', '.join(entries[:_SHOWN_ENTRIES])}{more}"
-
-
-def read_exported_file(path: Path, shown: str) -> Checkpoint | None:
-    """An exported graph: an ONNX model (``.onnx``), or a frozen GraphDef (``.pb``, or any file
-    whose first bytes parse as a graph node); None if ``path`` is neither."""
-    if path.suffix.lower() == ".onnx":
-        from .onnx_model import read_onnx
-
-        return read_onnx(path, shown)
-    from .frozen import looks_like_graph_def, read_frozen_graph
-
-    if path.suffix.lower() == ".pb" or looks_like_graph_def(path):
-        return read_frozen_graph(path, shown)
-    return None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import GraphLayer
+from ..facts import GraphLayer
 from .graph import ADD_OPS, FUSED_BN, IF_OPS, VARIABLE_OPS, GraphIndex, input_name, is_empty_const, variable_name
 from .numbers import attribute_number
 

@@ -1,4 +1,4 @@
-"""TensorFlow checkpoints (name-based TF1 and object-based TF2) as a :class:`Checkpoint`.
+"""TensorFlow checkpoints (name-based TF1 and object-based TF2) as a :class:`ModelFile`.
 
 Object-based checkpoints carry their object graph in the string tensor
 ``_CHECKPOINTABLE_OBJECT_GRAPH`` (a ``TrackableObjectGraph``): every variable node
@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from ..errors import BncheckError, FormatError
-from ..model import Checkpoint, Framework, Variable
+from ..errors import FormatError
+from ..facts import NOTHING, Framework, ModelFile, Variable
 from ..naming import STEP_NAMES
 from .bundle import Bundle
 from .proto import tf_subset_pb2 as pb
+from .steps import StepCounter, find_step
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -36,7 +37,7 @@ KEY_PATHS = (
 KERAS3_TRAINABLES = "optimizer/_trainable_variables/"  # Keras 3 under tf.train.Checkpoint: gamma/beta are saved here
 
 
-def read_checkpoint(prefix: str, shown_path: str, format_name: str | None = None) -> Checkpoint:
+def read_checkpoint(prefix: str, shown_path: str, format_name: str | None = None) -> ModelFile:
     """Read the index of ``prefix``; values stay on disk until a rule needs them."""
     bundle = Bundle(prefix)
     unread = bundle.unread_shards()
@@ -46,21 +47,19 @@ def read_checkpoint(prefix: str, shown_path: str, format_name: str | None = None
     else:
         variables = _name_variables(bundle)
     kind = "TF2 object-based checkpoint" if object_based else "TF1 name-based checkpoint"
-    problems = [f"{why}; names and shapes were checked, values were not" for why in unread]
-    checkpoint = Checkpoint(
+    errors = tuple(f"{why}; names and shapes were checked, values were not" for why in unread)
+    step, step_errors = (None, ()) if unread else find_step(_counters(variables))
+    return ModelFile(
         shown_path,
         format_name or kind,
-        variables,
-        problems=problems,
-        file=bundle.index_path,
+        tuple(variables),
+        step,
+        errors=errors + step_errors,
+        notes=(KEY_PATHS + _unmatched(bundle),) if object_based and unread else (),
+        main_file=bundle.index_path,
         framework=Framework.TF2 if object_based else Framework.TF1,
         close=bundle.close,
     )
-    if object_based and unread:
-        checkpoint.notes.append(KEY_PATHS + _unmatched(bundle))
-    if not unread:
-        _find_step(checkpoint)
-    return checkpoint
 
 
 def _unmatched(bundle: Bundle) -> str:
@@ -69,13 +68,13 @@ def _unmatched(bundle: Bundle) -> str:
     return ""
 
 
-def _variables(bundle: Bundle) -> Callable[[str, str], Variable]:
-    """A maker of the bundle's Variables (key, name), all read by the bundle."""
+def _variables(bundle: Bundle) -> Callable[..., Variable]:
+    """A maker of the bundle's Variables (key, name, slots), all read by the bundle."""
     info = bundle.info
 
-    def make(key: str, name: str) -> Variable:
+    def make(key: str, name: str, slots: Mapping[str, Variable] = NOTHING) -> Variable:
         tensor = info(key)
-        return Variable(key, name, tensor.dtype, tensor.shape, bundle)
+        return Variable(key, name, tensor.dtype, tensor.shape, bundle, slots)
 
     return make
 
@@ -122,10 +121,10 @@ def _object_variables(bundle: Bundle, graph: Any) -> list[Variable]:
         name = full_name.get(key, "")
         if not name or counts[name] > 1:
             name = _unescape(key.removesuffix(VALUE_SUFFIX))
-        found = variable(key, name)
+        found = {}
         for slot_name, slot_key in slots.get(key, []):
-            found.add_slot(slot_name, variable(slot_key, f"{name}/{slot_name}"))
-        variables.append(found)
+            found.setdefault(slot_name, variable(slot_key, f"{name}/{slot_name}"))
+        variables.append(variable(key, name, found or NOTHING))
     return variables
 
 
@@ -140,20 +139,8 @@ def _unescape(path: str) -> str:
     return re.sub(r"\.(S|\.)", lambda m: "/" if m[1] == "S" else ".", path)
 
 
-def _find_step(checkpoint: Checkpoint) -> None:
-    by_leaf: dict[str, Variable] = {}
-    for variable in checkpoint.variables:
-        if not variable.name.endswith(STEP_NAMES):  # (most names: no need to split them)
-            continue
-        leaf = variable.name.rsplit("/", 1)[-1]
-        if leaf in STEP_NAMES and variable.shape == () and variable.dtype.startswith("int"):
-            by_leaf.setdefault(leaf, variable)
-    for leaf in STEP_NAMES:
-        if leaf in by_leaf:
-            try:
-                checkpoint.step = int(by_leaf[leaf].load())
-            except BncheckError as exc:
-                checkpoint.problems.append(str(exc))
-                return
-            checkpoint.step_source = by_leaf[leaf].name
-            return
+def _counters(variables: list[Variable]) -> Iterator[StepCounter]:
+    for variable in variables:
+        if variable.name.endswith(STEP_NAMES):  # (most names: no need to split them)
+            leaf = variable.name.rsplit("/", 1)[-1]
+            yield StepCounter(leaf, variable.name, variable.shape, variable.dtype.startswith("int"), variable.load)

@@ -1,12 +1,16 @@
-"""Renderers: each turns reports into text for one output format and does nothing else."""
+"""Renderers, chosen by name: each module turns reports into text for one output format and does nothing else
+(``render(reports, stream, show_all)``; ``render_diff(report, stream, show_all)`` for the diff formats).
+Adding a format: a module here with those functions, and its name in FORMATS (and DIFF_FORMATS)."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from ..model import DiffReport, Report
+if TYPE_CHECKING:
+    from ..deltas import DiffReport
+    from ..report import Report
 
 FORMATS = ("table", "json", "sarif", "github")
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import IO
 
-from ..model import Report, Severity
-from .sarif import relative_path
+from ..findings import Severity
+from ..report import Report
+from .paths import relative_path
 
 COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
@@ -24,7 +25,7 @@ def _property(text: str) -> str:
 
 def render(reports: list[Report], stream: IO[str], show_all: bool = False) -> None:
     for report in reports:
-        file = _property(relative_path(report.file or report.path))
+        file = _property(relative_path(report.main_file))
         for error in report.errors:
             stream.write(f"::error file={file},line=1,title=bncheck::{_data(error)}\n")
         for finding in report.findings:

@@ -11,12 +11,17 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from ..model import BNLayer, Delta, DiffReport, Finding, LayerPair, Report, Statement, Stats, summarize, summarize_diff
+from ..deltas import Delta, DiffReport, LayerPair
+from ..findings import Finding, Severity, Statement, codes_by_layer
+from ..layers import BNLayer
+from ..outcome import diff_totals, totals
+from ..report import Report
+from ..stats import Stats
 
 VERSION = 1
 
 
-def _layer(layer: BNLayer, codes: dict[str | None, set[str]]) -> dict[str, Any]:
+def _layer(layer: BNLayer, codes: dict[str | None, dict[str, Severity]]) -> dict[str, Any]:
     return {
         "name": layer.name,
         "channels": layer.channels,
@@ -31,8 +36,8 @@ def _layer(layer: BNLayer, codes: dict[str | None, set[str]]) -> dict[str, Any]:
         },
         "momentum": _finite(layer.hints.momentum),
         "epsilon": _finite(layer.hints.epsilon),
-        "frozen": layer.hints.frozen,
-        "codes": sorted(codes.get(layer.name, ())),
+        "frozen": not layer.hints.trainable,
+        "codes": list(codes.get(layer.name, ())),
         "unreadable": layer.unreadable,
     }
 
@@ -50,17 +55,9 @@ def _stats(stats: Stats | None) -> dict[str, float | int | None] | None:
 
 
 def _layers(report: Report) -> Iterator[dict[str, Any]]:
-    codes = _codes_by_layer(report)
+    codes = codes_by_layer(report.findings)
     for layer in report.layers:
         yield _layer(layer, codes)
-
-
-def _codes_by_layer(report: Report | DiffReport) -> dict[str | None, set[str]]:
-    """As ``report.codes(layer)`` for every layer, in one pass over the findings."""
-    codes: dict[str | None, set[str]] = {}
-    for finding in report.findings:
-        codes.setdefault(finding.layer, set()).add(finding.code)
-    return codes
 
 
 def finding_dict(f: Finding) -> dict[str, Any]:
@@ -91,11 +88,11 @@ def as_dict(reports: list[Report]) -> dict[str, Any]:
         "files": [
             {
                 "path": r.path,
-                "file": r.file or r.path,
+                "file": r.main_file,
                 "format": r.format,
                 "framework": r.framework.value if r.framework else None,
-                "step": r.step,
-                "step_source": r.step_source,
+                "step": r.step.count if r.step else None,
+                "step_source": r.step.source if r.step else None,
                 "layers": Rows(_layers(r)),
                 "findings": Rows(finding_dict(f) for f in r.findings),
                 "statements": [statement_dict(s) for s in r.statements],
@@ -104,7 +101,7 @@ def as_dict(reports: list[Report]) -> dict[str, Any]:
             }
             for r in reports
         ],
-        "summary": summarize(reports),
+        "summary": totals(reports),
     }
 
 
@@ -161,19 +158,19 @@ def _delta(delta: Delta) -> dict[str, Any]:
     }
 
 
-def _pair(pair: LayerPair, codes: dict[str | None, set[str]]) -> dict[str, Any]:
+def _pair(pair: LayerPair, codes: dict[str | None, dict[str, Severity]]) -> dict[str, Any]:
     return {
         "name": pair.name,
         **{role: _delta(delta) for role, delta in pair.deltas.items()},
         "changed": pair.changed(),
         "variance_ratio": _finite(pair.variance_ratio),
         "bessel_n": pair.bessel,
-        "codes": sorted(codes.get(pair.name, ())),
+        "codes": list(codes.get(pair.name, ())),
     }
 
 
 def _pairs(report: DiffReport) -> Iterator[dict[str, Any]]:
-    codes = _codes_by_layer(report)
+    codes = codes_by_layer(report.findings)
     for pair in report.pairs:
         yield _pair(pair, codes)
 
@@ -187,8 +184,8 @@ def diff_as_dict(report: DiffReport) -> dict[str, Any]:
             side: {
                 "format": r.format,
                 "framework": r.framework.value if r.framework else None,
-                "step": r.step,
-                "step_source": r.step_source,
+                "step": r.step.count if r.step else None,
+                "step_source": r.step.source if r.step else None,
                 "layers": len(r.layers),
             }
             for side, r in (("a", report.a), ("b", report.b))
@@ -198,7 +195,7 @@ def diff_as_dict(report: DiffReport) -> dict[str, Any]:
         "findings": Rows(finding_dict(f) for f in report.findings),
         "notes": report.notes,
         "errors": report.errors,
-        "summary": summarize_diff(report),
+        "summary": diff_totals(report),
     }
 
 

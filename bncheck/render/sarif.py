@@ -11,31 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote
 
 from .. import __version__
-from ..model import Finding, Report, Severity, Statement
+from ..findings import Finding, Severity, Statement
+from ..report import Report
 from ..rules import RULES
+from .paths import relative_path, relative_uri
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
-
-
-def relative_path(path: str) -> str:
-    """The path relative to the working directory where possible, with forward slashes."""
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        relative = path
-    return Path(relative).as_posix()
-
-
-def relative_uri(path: str) -> str:
-    """:func:`relative_path` as a URI reference (spaces, '#', '%' ... percent-encoded)."""
-    return quote(relative_path(path), safe="/")
 
 
 def fingerprint(code: str, file: str, layer: str | None) -> str:
@@ -59,14 +44,14 @@ def _rule(code: str) -> dict[str, Any]:
 def _location(report: Report) -> dict[str, Any]:
     return {
         "physicalLocation": {
-            "artifactLocation": {"uri": relative_uri(report.file or report.path)},
+            "artifactLocation": {"uri": relative_uri(report.main_file)},
             "region": {"startLine": 1},
         }
     }
 
 
 def _result(report: Report, finding: Finding, index: dict[str, int]) -> dict[str, Any]:
-    file = report.file or report.path
+    file = report.main_file
     location = _location(report)
     if finding.layer is not None:
         location["logicalLocations"] = [
@@ -88,7 +73,7 @@ def _result(report: Report, finding: Finding, index: dict[str, int]) -> dict[str
 
 def _statement(report: Report, statement: Statement) -> dict[str, Any]:
     """A model-wide condition (its findings are results, one per layer)."""
-    uri = relative_uri(report.file or report.path)
+    uri = relative_uri(report.main_file)
     return {
         "uri": uri,
         "ruleId": statement.code,

@@ -13,8 +13,11 @@ from dataclasses import replace
 from itertools import groupby
 from typing import IO
 
-from ..model import BNLayer, DiffReport, LayerPair, Report, Severity, Statement, summarize, summarize_diff
-from ..rules import RULES
+from ..deltas import DiffReport, LayerPair
+from ..findings import Severity, Statement, codes_by_layer
+from ..layers import BNLayer
+from ..outcome import diff_totals, totals
+from ..report import Report
 from .layout import Cell, Codes, Column, Layout, arrange, paragraph, words
 from .terminal import Terminal, detect
 
@@ -72,16 +75,13 @@ def _present(layer: BNLayer) -> str:
         present = "gbmv"
     else:
         present = "".join(letter if role in layer.variables else "-" for role, letter in _VARS)
-    return f"{present} frozen" if layer.hints.frozen else present
+    return present if layer.hints.trainable else f"{present} frozen"
 
 
 def _all_codes(report: Report | DiffReport) -> dict[str | None, Codes]:
     """The codes cell of every layer with findings (others: ``_OK``), in one pass over the findings."""
-    worst: dict[str | None, dict[str, Severity]] = {}
-    for finding in report.findings:
-        codes = worst.setdefault(finding.layer, {})
-        codes[finding.code] = max(codes.get(finding.code, finding.severity), finding.severity)
-    return {layer: tuple((code, STYLE[sev]) for code, sev in sorted(codes.items())) for layer, codes in worst.items()}
+    worst = codes_by_layer(report.findings)
+    return {layer: tuple((code, STYLE[sev]) for code, sev in codes.items()) for layer, codes in worst.items()}
 
 
 Row = tuple[Cell, Sequence[Cell], Codes]  # name, cells, codes
@@ -110,7 +110,7 @@ def _table(out: _Out, columns: Sequence[Column], rows: Callable[[], Iterator[Row
 
 def _header(report: Report, label: str = "") -> list[tuple[str, str, str]]:
     """The first line of one input: path, format, step, layer count (breaks only between them)."""
-    parts = [f"step {report.step} ({report.step_source})"] if report.step is not None else []
+    parts = [f"step {report.step.count} ({report.step.source})"] if report.step is not None else []
     parts.append(_plural(len(report.layers), "BN layer"))
     return [
         *([("", label, "")] if label else []),
@@ -138,10 +138,12 @@ def _notes_and_findings(
     by_rule = groupby(sorted(report.findings, key=lambda f: f.code), key=lambda f: f.code)
     for code, group in by_rule:
         findings = list(group)
-        rule = RULES[code]
         worst = max(f.severity for f in findings)
         out.text(
-            [("", f"{code} {rule.name}", STYLE[worst]), ("  ", f"{worst.label}, {_plural(len(findings), 'layer')}", "")]
+            [
+                ("", f"{code} {findings[0].name}", STYLE[worst]),
+                ("  ", f"{worst.label}, {_plural(len(findings), 'layer')}", ""),
+            ]
         )
         if statement := model_wide.get(code):
             out.text(words(f"(model): {statement.message}"), "  ")
@@ -151,7 +153,7 @@ def _notes_and_findings(
             out.text(words(f"{finding.layer or '(model)'}: {finding.message}{known}", "dim" if known else ""), "  ")
         if len(findings) > len(shown):
             out.text(words(f"... and {len(findings) - len(shown)} more (--all lists them)", "dim"), "  ")
-        out.text(words(f"fix: {findings[0].fix or rule.fix}", "dim"), "  ")
+        out.text(words(f"fix: {findings[0].fix}", "dim"), "  ")
     out.lines([""])
 
 
@@ -189,7 +191,7 @@ def render(reports: list[Report], stream: IO[str], show_all: bool = False) -> No
             if shown:
                 out.text(words(legend, "dim", ""))
         _notes_and_findings(out, report, show_all, report.statements)
-    s = summarize(reports)
+    s = totals(reports)
     tail = [(" ", f"in {_plural(s['layers'], 'BN layer')} of {_plural(s['files'], 'file')}", "")]
     if s["known"]:
         tail.append((" ", f"({s['known']} known from the baseline, not failing)", "dim"))
@@ -205,7 +207,7 @@ def _layer_table(out: _Out, report: Report, show_all: bool) -> tuple[int, str]:
     shown = [layer for layer in report.layers if not collapse or layer.name in flagged]
     if not shown:
         return 0, ""
-    complete = all(layer.variables.keys() >= _ROLES and not layer.hints.frozen for layer in report.layers)
+    complete = all(layer.variables.keys() >= _ROLES and layer.hints.trainable for layer in report.layers)
 
     statistics = [(_stats(layer, "moving_mean"), _stats(layer, "moving_variance")) for layer in shown]  # made once
 
@@ -286,6 +288,6 @@ def render_diff(report: DiffReport, stream: IO[str], show_all: bool = False) -> 
         if names:
             out.text([("", f"only in {side}:", "bold"), *words(", ".join(names))])
     _notes_and_findings(out, report, show_all)
-    s = summarize_diff(report)
+    s = diff_totals(report)
     paired = f"{_plural(s['paired'], 'layer')} paired: {s['changed']} changed, {s['identical']} identical"
     _summary(out, s, [("", ";", ""), (" ", paired, ""), ("", ";", ""), (" ", f"{s['unpaired']} unpaired", "")])

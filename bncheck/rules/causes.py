@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..model import BNLayer, GraphFacts, GraphVariable
+from ..facts import GraphFacts, GraphVariable
+from ..layers import BNLayer
 
 STATS = ("moving_mean", "moving_variance")
 UPDATE_RULES = ("BN101", "BN102", "BN103")  # need a training graph (a train op)

@@ -1,6 +1,6 @@
 """Diff rules BN201-BN204: they compare the BN layers of two checkpoints A and B (``bncheck diff``).
 
-A check receives the :class:`~bncheck.model.DiffReport` (pairs and unpaired layers, no
+A check receives the :class:`~bncheck.deltas.DiffReport` (pairs and unpaired layers, no
 findings yet) and a :class:`DiffContext`. "Changed" means beyond ``--rtol``/``--atol``.
 """
 
@@ -9,15 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
 
-from ..model import Delta, DiffReport, Framework, LayerPair, Severity
-from . import DiffContext, Hit, rule
+from ..deltas import Delta, DiffReport, LayerPair
+from ..facts import Framework
+from ..findings import Severity
+from .rule import DiffContext, DiffRule, Hit
 
 STATS = ("moving_mean", "moving_variance")
 
 
-def frozen_globs(name: str, frozen: tuple[str, ...]) -> list[str]:
-    """The --frozen globs that match layer ``name`` (fnmatch, case-sensitive)."""
-    return [glob for glob in frozen if fnmatchcase(name, glob)]
+def matching_globs(name: str, globs: tuple[str, ...]) -> list[str]:
+    """The ``globs`` (--frozen) that match layer ``name`` (fnmatch, case-sensitive)."""
+    return [glob for glob in globs if fnmatchcase(name, glob)]
 
 
 def _change(role: str, delta: Delta) -> str:
@@ -40,23 +42,7 @@ def _changes(pair: LayerPair, roles: list[str]) -> str:
     return ", ".join(_change(role, pair.deltas[role]) for role in roles)
 
 
-@rule(
-    "BN201",
-    "stats-frozen-while-trained",
-    Severity.ERROR,
-    "gamma/beta changed between A and B but the moving statistics did not",
-    "make the BN update ops run while training (BN called in training mode, nothing skipping the updates)",
-    kind="diff",
-    fixes={
-        Framework.TF1: "run the BN update ops with the train op (control_dependencies(UPDATE_OPS) around minimize; "
-        "training=True)",
-        Framework.TF2: "call the model with training=True in the training step (GradientTape loop)",
-        Framework.KERAS: "train with model.fit, or call self(x, training=True) in a custom train_step; tf.keras: no "
-        "K.set_learning_phase(0) before building",
-        Framework.ONNX: "train the source model in training mode (PyTorch: model.train()) between the two exports",
-    },
-)
-def stats_frozen_while_trained(report: DiffReport, context: DiffContext) -> Iterator[Hit]:
+def stats_unchanged_while_trained(report: DiffReport, context: DiffContext) -> Iterator[Hit]:
     """Between checkpoint A and the later checkpoint B, the layer's gamma and/or beta
     changed (the optimizer trained it) while moving_mean and moving_variance stayed the
     same (bit-identical, or within --rtol/--atol). Only a change of values counts: gamma or beta
@@ -79,7 +65,7 @@ def stats_frozen_while_trained(report: DiffReport, context: DiffContext) -> Iter
     Layers declared frozen with ``--frozen`` are left to BN202. Silence: ``--ignore BN201``.
     """
     for pair in report.pairs:
-        if frozen_globs(pair.name, context.frozen):
+        if matching_globs(pair.name, context.must_not_change):
             continue
         trained = _values_changed(pair, "gamma", "beta")
         stats = [pair.deltas.get(role) for role in STATS]
@@ -93,21 +79,24 @@ def stats_frozen_while_trained(report: DiffReport, context: DiffContext) -> Iter
         )
 
 
-@rule(
-    "BN202",
-    "frozen-layer-drift",
-    Severity.ERROR,
-    "a layer declared frozen (--frozen GLOB) changed between A and B",
-    "run frozen BN layers in inference mode and leave them out of the optimizer",
-    kind="diff",
+BN201 = DiffRule(
+    code="BN201",
+    name="stats-frozen-while-trained",
+    severity=Severity.ERROR,
+    summary="gamma/beta changed between A and B but the moving statistics did not",
+    fix="make the BN update ops run while training (BN called in training mode, nothing skipping the updates)",
     fixes={
-        Framework.TF1: "build the frozen layers with training=False and leave their variables out of the var_list",
-        Framework.TF2: "call the frozen part with training=False and apply gradients to model.trainable_variables",
-        Framework.KERAS: "set layer.trainable = False and call the base model with base(x, training=False)",
-        Framework.ONNX: "keep the frozen BN modules in eval() while fine-tuning (PyTorch: call .eval() on them after "
-        "model.train()) and out of the optimizer",
+        Framework.TF1: "run the BN update ops with the train op (control_dependencies(UPDATE_OPS) around minimize; "
+        "training=True)",
+        Framework.TF2: "call the model with training=True in the training step (GradientTape loop)",
+        Framework.KERAS: "train with model.fit, or call self(x, training=True) in a custom train_step; tf.keras: no "
+        "K.set_learning_phase(0) before building",
+        Framework.ONNX: "train the source model in training mode (PyTorch: model.train()) between the two exports",
     },
+    check=stats_unchanged_while_trained,
 )
+
+
 def frozen_layer_drift(report: DiffReport, context: DiffContext) -> Iterator[Hit]:
     """A layer whose name matches a ``--frozen GLOB`` (fnmatch on layer names,
     repeatable) has a variable that changed between A (the base) and B (the fine-tuned
@@ -131,7 +120,7 @@ def frozen_layer_drift(report: DiffReport, context: DiffContext) -> Iterator[Hit
     Silence: narrow ``--frozen`` to the layers that must not change, or ``--ignore BN202``.
     """
     for pair in report.pairs:
-        globs = frozen_globs(pair.name, context.frozen)
+        globs = matching_globs(pair.name, context.must_not_change)
         changed = pair.changed()
         if not globs or not changed:
             continue
@@ -147,14 +136,23 @@ def frozen_layer_drift(report: DiffReport, context: DiffContext) -> Iterator[Hit
         )
 
 
-@rule(
-    "BN203",
-    "layer-set-changed",
-    Severity.WARNING,
-    "BN layers or BN variables added, removed or reshaped between A and B",
-    "compare checkpoints of the same architecture, saved with all variables",
-    kind="diff",
+BN202 = DiffRule(
+    code="BN202",
+    name="frozen-layer-drift",
+    severity=Severity.ERROR,
+    summary="a layer declared frozen (--frozen GLOB) changed between A and B",
+    fix="run frozen BN layers in inference mode and leave them out of the optimizer",
+    fixes={
+        Framework.TF1: "build the frozen layers with training=False and leave their variables out of the var_list",
+        Framework.TF2: "call the frozen part with training=False and apply gradients to model.trainable_variables",
+        Framework.KERAS: "set layer.trainable = False and call the base model with base(x, training=False)",
+        Framework.ONNX: "keep the frozen BN modules in eval() while fine-tuning (PyTorch: call .eval() on them after "
+        "model.train()) and out of the optimizer",
+    },
+    check=frozen_layer_drift,
 )
+
+
 def layer_set_changed(report: DiffReport, context: DiffContext) -> Iterator[Hit]:
     """A BN layer is in only one of A and B, or a layer in both gained, lost or reshaped
     a variable (for example moving_mean/moving_variance missing in B, or gamma of 64
@@ -191,14 +189,16 @@ def layer_set_changed(report: DiffReport, context: DiffContext) -> Iterator[Hit]
             yield pair.name, "; ".join(parts)
 
 
-@rule(
-    "BN204",
-    "stats-shift",
-    Severity.WARNING,
-    "moving statistics moved by more than the stats_shift threshold (relative, default 1.0)",
-    "check that B was trained on data like A's, with the update ops and momentum you expect",
-    kind="diff",
+BN203 = DiffRule(
+    code="BN203",
+    name="layer-set-changed",
+    severity=Severity.WARNING,
+    summary="BN layers or BN variables added, removed or reshaped between A and B",
+    fix="compare checkpoints of the same architecture, saved with all variables",
+    check=layer_set_changed,
 )
+
+
 def stats_shift(report: DiffReport, context: DiffContext) -> Iterator[Hit]:
     """moving_mean or moving_variance changed by more than ``stats_shift`` (default 1.0,
     ``--shift``) relative to their size: max |B - A| over the channels divided by the
@@ -238,3 +238,13 @@ def stats_shift(report: DiffReport, context: DiffContext) -> Iterator[Hit]:
             moved.append(text)
         if moved:
             yield pair.name, f"{'; '.join(moved)}: more than the stats_shift threshold {limit:g} allows"
+
+
+BN204 = DiffRule(
+    code="BN204",
+    name="stats-shift",
+    severity=Severity.WARNING,
+    summary="moving statistics moved by more than the stats_shift threshold (relative, default 1.0)",
+    fix="check that B was trained on data like A's, with the update ops and momentum you expect",
+    check=stats_shift,
+)

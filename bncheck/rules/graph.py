@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..model import BNLayer, Severity
-from . import Context, Hit, per_layer, rule
+from ..findings import Severity
+from ..layers import BNLayer
+from ..naming import EMA_SLOTS
 from .causes import STATS, UPDATE_RULES, diagnose, graph_stats
-from .values import EMA_SLOTS, at_initial
+from .rule import Context, Hit, LayerRule, Needs
 
 MOVED = (
     "yet the saved statistics are not 0/1: they were updated some other way (the update ops run on their own, or "
@@ -35,7 +36,7 @@ def _hits(code: str, layer: BNLayer, context: Context) -> Iterator[Hit]:
 def _moved_not_by_gradient(layer: BNLayer, context: Context) -> bool:
     """Both moving statistics were read and are not their initial 0/1, and no optimizer trained them
     (no optimizer slots on them, not in the graph's trainable variables)."""
-    known = [at_initial(layer, role) for role in STATS]
+    known = [layer.at_initial(role) for role in STATS]
     if None in known or all(known):
         return False
     trained = any(v.trainable for v in graph_stats(layer, context.graph).values()) if context.graph else False
@@ -48,16 +49,6 @@ def _moved_not_by_gradient(layer: BNLayer, context: Context) -> bool:
     return not trained and not slots
 
 
-@rule(
-    "BN101",
-    "no-update-ops",
-    Severity.ERROR,
-    "the training graph has no moving-average update ops for the layer",
-    "build the layer in training mode while training (training=True; no set_learning_phase(0) before building)",
-    needs_graph=True,
-    model_wide="the training graph has no update ops for any BN layer: the model was built in inference mode",
-)
-@per_layer
 def no_update_ops(layer: BNLayer, context: Context) -> Iterator[Hit]:
     """The training graph has no op that writes the layer's moving_mean or moving_variance
     (no ``AssignMovingAvg*``/``AssignNewValue*`` assign op, fused or not, in cond branches
@@ -82,16 +73,18 @@ def no_update_ops(layer: BNLayer, context: Context) -> Iterator[Hit]:
     yield from _hits("BN101", layer, context)
 
 
-@rule(
-    "BN102",
-    "update-ops-not-run",
-    Severity.ERROR,
-    "update ops exist but no train op depends on them",
-    "make the train op depend on the update ops (control_dependencies(UPDATE_OPS) around minimize)",
-    needs_graph=True,
-    model_wide="no train op runs the update ops of any BN layer: the train op was built without depending on them",
+BN101 = LayerRule(
+    code="BN101",
+    name="no-update-ops",
+    severity=Severity.ERROR,
+    summary="the training graph has no moving-average update ops for the layer",
+    fix="build the layer in training mode while training (training=True; no set_learning_phase(0) before building)",
+    needs=Needs.GRAPH,
+    model_wide="the training graph has no update ops for any BN layer: the model was built in inference mode",
+    check=no_update_ops,
 )
-@per_layer
+
+
 def update_ops_not_run(layer: BNLayer, context: Context) -> Iterator[Hit]:
     """The layer's moving-average update ops exist, but nothing the graph marks as a train
     op (the ``train_op`` collection, the optimizer's apply ops and what groups them)
@@ -118,16 +111,18 @@ def update_ops_not_run(layer: BNLayer, context: Context) -> Iterator[Hit]:
     yield from _hits("BN102", layer, context)
 
 
-@rule(
-    "BN103",
-    "update-ops-not-collected",
-    Severity.WARNING,
-    "update ops neither in UPDATE_OPS nor run (tf.keras layer in a TF1 graph)",
-    "add the layer's updates (model.updates / layer.updates) to the train op's control dependencies",
-    needs_graph=True,
-    model_wide="the update ops of no BN layer are in UPDATE_OPS and nothing runs them (tf.keras layers in a TF1 graph)",
+BN102 = LayerRule(
+    code="BN102",
+    name="update-ops-not-run",
+    severity=Severity.ERROR,
+    summary="update ops exist but no train op depends on them",
+    fix="make the train op depend on the update ops (control_dependencies(UPDATE_OPS) around minimize)",
+    needs=Needs.GRAPH,
+    model_wide="no train op runs the update ops of any BN layer: the train op was built without depending on them",
+    check=update_ops_not_run,
 )
-@per_layer
+
+
 def update_ops_not_collected(layer: BNLayer, context: Context) -> Iterator[Hit]:
     """The layer's update ops are not in the ``UPDATE_OPS`` collection, and no train op
     runs them. This is what a ``tf.keras.layers.BatchNormalization`` used in a TF1 graph
@@ -153,16 +148,18 @@ def update_ops_not_collected(layer: BNLayer, context: Context) -> Iterator[Hit]:
     yield from _hits("BN103", layer, context)
 
 
-@rule(
-    "BN104",
-    "saver-drops-stats",
-    Severity.ERROR,
-    "the graph's Saver does not save the moving statistics",
-    "save all variables: Saver() or Saver(tf.global_variables()), not Saver(tf.trainable_variables())",
-    needs_graph=True,
-    model_wide="the graph's Saver saves the moving statistics of no BN layer (a Saver of the trainable variables?)",
+BN103 = LayerRule(
+    code="BN103",
+    name="update-ops-not-collected",
+    severity=Severity.WARNING,
+    summary="update ops neither in UPDATE_OPS nor run (tf.keras layer in a TF1 graph)",
+    fix="add the layer's updates (model.updates / layer.updates) to the train op's control dependencies",
+    needs=Needs.GRAPH,
+    model_wide="the update ops of no BN layer are in UPDATE_OPS and nothing runs them (tf.keras layers in a TF1 graph)",
+    check=update_ops_not_collected,
 )
-@per_layer
+
+
 def saver_drops_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
     """The graph's Saver (``save/SaveV2``, or ``<scope>/save/SaveV2`` as named by its
     ``saver_def``) lists the tensors it writes in a constant; the layer's moving_mean or
@@ -183,15 +180,18 @@ def saver_drops_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
     yield from _hits("BN104", layer, context)
 
 
-@rule(
-    "BN105",
-    "stats-marked-trainable",
-    Severity.WARNING,
-    "moving statistics are in the trainable_variables collection",
-    "keep moving_mean/moving_variance out of TRAINABLE_VARIABLES and out of the optimizer's var_list",
-    needs_graph=True,
+BN104 = LayerRule(
+    code="BN104",
+    name="saver-drops-stats",
+    severity=Severity.ERROR,
+    summary="the graph's Saver does not save the moving statistics",
+    fix="save all variables: Saver() or Saver(tf.global_variables()), not Saver(tf.trainable_variables())",
+    needs=Needs.GRAPH,
+    model_wide="the graph's Saver saves the moving statistics of no BN layer (a Saver of the trainable variables?)",
+    check=saver_drops_stats,
 )
-@per_layer
+
+
 def stats_marked_trainable(layer: BNLayer, context: Context) -> Iterator[Hit]:
     """The layer's moving_mean or moving_variance is in the graph's
     ``trainable_variables`` collection.
@@ -209,3 +209,14 @@ def stats_marked_trainable(layer: BNLayer, context: Context) -> Iterator[Hit]:
     Silence: ``--ignore BN105``.
     """
     yield from _hits("BN105", layer, context)
+
+
+BN105 = LayerRule(
+    code="BN105",
+    name="stats-marked-trainable",
+    severity=Severity.WARNING,
+    summary="moving statistics are in the trainable_variables collection",
+    fix="keep moving_mean/moving_variance out of TRAINABLE_VARIABLES and out of the optimizer's var_list",
+    needs=Needs.GRAPH,
+    check=stats_marked_trainable,
+)

@@ -1,5 +1,5 @@
-"""Summaries of loaded values (:class:`~bncheck.model.Stats`), computed for many arrays at once
-and packed small for keeping.
+"""Summaries of loaded values (:class:`Stats`), computed for many arrays at once and packed small
+for keeping; digests that say whether two arrays are bit-identical.
 
 One model can hold 80,000 small BN tensors: a few numpy calls per tensor would cost more
 than reading them. The arrays are laid end to end in one float64 buffer and reduced per
@@ -13,10 +13,20 @@ import math
 from array import array
 from collections.abc import Iterator, Mapping
 from functools import lru_cache, partial
+from typing import NamedTuple
 
 import numpy as np
 
-from .model import Stats
+
+class Stats(NamedTuple):
+    """A loaded variable in brief: what the renderers show and the rules test before looking closer."""
+
+    size: int
+    nonfinite: int  # elements NaN or +-Inf
+    min: float | None  # min / max / mean over the finite elements; None when there are none
+    max: float | None
+    mean: float | None
+
 
 _stats = partial(tuple.__new__, Stats)  # Stats from a tuple of its fields: half the cost of Stats(*fields)
 _NOTHING = Stats(0, 0, None, None, None)  # of an empty array
@@ -44,6 +54,13 @@ def summarise(values: list[np.ndarray]) -> list[Stats]:
     return result
 
 
+def largest_magnitude(stats: Stats, around: float = 0.0) -> float:
+    """max |x - around| over the finite elements (0 if none)."""
+    if stats.min is None or stats.max is None:
+        return 0.0
+    return max(abs(stats.min - around), abs(stats.max - around))
+
+
 def _scaled_mean(value: np.ndarray, scale: float) -> float:
     """The mean of the finite elements, summed as fractions of ``scale`` (their largest magnitude): no overflow."""
     flat = value.astype(np.float64).ravel()
@@ -67,7 +84,7 @@ def _reductions(filled: list[np.ndarray], sizes: list[int]) -> tuple[list[int], 
     return bad, np.fmin.reduceat(flat, starts).tolist(), np.fmax.reduceat(flat, starts).tolist(), sums
 
 
-def fingerprint(values: list[np.ndarray]) -> bytes:
+def digest(values: list[np.ndarray]) -> bytes:
     """A digest of the arrays, equal for two lists only when their dtypes, shapes and bytes are."""
     # SHA-256: in hardware on most CPUs, faster than blake2b here
     digest = hashlib.sha256(b"".join([_header(value.dtype, value.shape) for value in values]))

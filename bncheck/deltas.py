@@ -1,0 +1,78 @@
+"""What comparison returns: how the BN state changed from one model (A) to another (B)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .findings import Finding, codes_on
+from .layers import BNLayer
+from .report import Report
+
+CHANGED = ("changed", "reshaped", "added", "removed")
+
+
+@dataclass(frozen=True)
+class Delta:
+    """How one variable of a paired layer differs from A to B (values compared in float64).
+
+    ``status``: identical (bit-identical), within (differs within --rtol/--atol), changed,
+    reshaped, added (only in B), removed (only in A), not read, or not mapped (in one file, and
+    the other cannot say which of its variables it is: a Keras 3 ``.weights.h5`` without config).
+    ``max_abs`` is over the finite changes; ``nonfinite`` counts the elements NaN or Inf on one
+    side only (or Inf of opposite signs). ``max_rel`` is ``max_abs`` divided by the smaller of
+    max |A| and max |B| (symmetric in A, B).
+    """
+
+    status: str
+    max_abs: float | None = None
+    max_rel: float | None = None
+    shape_a: tuple[int, ...] | None = None
+    shape_b: tuple[int, ...] | None = None
+    nonfinite: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return self.status in CHANGED
+
+
+@dataclass(frozen=True, eq=False)
+class LayerPair:
+    """One BN layer present in both models, and what changed in it."""
+
+    name: str
+    a: BNLayer
+    b: BNLayer
+    deltas: dict[str, Delta]  # role -> delta, for every role in A or B
+    variance_ratio: float | None = None  # B / A when every channel's moving_variance ratio is this one constant
+    bessel: int | None = None  # n when that ratio is n/(n-1) or (n-1)/n: Bessel's correction, not a shift
+
+    @property
+    def identical(self) -> bool:
+        """Every variable compared is bit-identical (one that cannot be mapped is not compared)."""
+        compared = [d.status for d in self.deltas.values() if d.status != "not mapped"]
+        return bool(compared) and all(status == "identical" for status in compared)
+
+    def changed(self, *roles: str) -> list[str]:
+        """The given roles (default: all) that changed beyond tolerance."""
+        return [r for r in roles or self.deltas if r in self.deltas and self.deltas[r].changed]
+
+
+@dataclass(frozen=True)
+class DiffReport:
+    """The outcome of comparing the BN state of two models A and B."""
+
+    a: Report  # each side's layers with values; no findings
+    b: Report
+    pairs: list[LayerPair] = field(default_factory=list)
+    only_a: list[str] = field(default_factory=list)  # BN layers removed in B
+    only_b: list[str] = field(default_factory=list)  # BN layers added in B
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[str]:
+        return self.a.errors + self.b.errors
+
+    def codes(self, layer: str) -> list[str]:
+        """The rule codes that fired on ``layer``, sorted."""
+        return codes_on(self.findings, layer)

@@ -1,0 +1,84 @@
+"""The models that are one file, each a format: how it is recognised and which reader module reads it.
+
+Checkpoints (a prefix and its ``.index``/``.data-*`` files) and SavedModel directories are models of
+several files, found by :mod:`.discover` and read in :mod:`bncheck.readers`. Every other format is an
+entry of FILE_FORMATS: the one place where a format is wired in. Its reader module is imported only when
+a file of the format is read; its ``reads`` check looks at the first bytes only (the signature that
+:func:`.sniff.signature` found, or the suffix).
+
+Adding a format: a reader module ``readers/<name>.py`` with ``read(path: Path, shown: str) -> ModelFile``,
+and its entry here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..facts import ModelFile
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """A model format of one file."""
+
+    described: str  # as the list of what bncheck reads names it
+    suffixes: tuple[str, ...]  # the names directory scans count as models of the format without looking inside
+    reads: Callable[[Path, str | None], bool]  # (path, signature: "zip", "hdf5" or None) -> a file of the format
+    reader: str  # "module:function" in bncheck.readers: (path: Path, shown: str) -> ModelFile
+    scanned: Callable[[Path], bool] | None = None  # for files without those suffixes: whether a scan counts it
+
+    def read(self, path: Path, shown: str) -> ModelFile:
+        module, _, function = self.reader.partition(":")
+        return getattr(importlib.import_module(f".{module}", __package__), function)(path, shown)
+
+
+def _suffix(*suffixes: str) -> Callable[[Path, str | None], bool]:
+    return lambda path, signature: path.suffix.lower() in suffixes
+
+
+def _frozen_graph(path: Path, signature: str | None) -> bool:
+    from .frozen import looks_like_graph_def
+
+    return signature is None and (path.suffix.lower() == ".pb" or looks_like_graph_def(path))
+
+
+def _scanned_graph(path: Path) -> bool:
+    """A ``.pb`` file that starts like a GraphDef (a SavedModel's ``saved_model.pb`` is never reached here)."""
+    if path.suffix != ".pb" or path.name == "saved_model.pb":
+        return False
+    from .frozen import looks_like_graph_def
+
+    return looks_like_graph_def(path)
+
+
+FILE_FORMATS = (
+    FileFormat("Keras .keras archives", (".keras",), lambda p, s: s == "zip", "keras:read_keras_archive"),
+    FileFormat(
+        "Keras 3 .weights.h5 and Keras 2 / tf.keras HDF5 (.h5/.hdf5) files",
+        (".h5", ".hdf5"),
+        lambda p, s: s == "hdf5",
+        "sniff:read_keras_h5",
+    ),
+    FileFormat("ONNX .onnx models", (".onnx",), _suffix(".onnx"), "onnx_model:read_onnx"),
+    FileFormat("frozen GraphDef .pb files", (), _frozen_graph, "frozen:read_frozen_graph", _scanned_graph),
+)
+
+MODEL_SUFFIXES = tuple(suffix for file_format in FILE_FORMATS for suffix in file_format.suffixes)
+
+
+def scanned_as_model(path: Path) -> bool:
+    """Whether a directory scan counts the file ``path`` as a model of one of FILE_FORMATS."""
+    if path.name.endswith(MODEL_SUFFIXES):
+        return True
+    return any(f.scanned is not None and f.scanned(path) for f in FILE_FORMATS)
+
+
+def described() -> str:
+    """The formats of one file, as the list of what bncheck reads names them."""
+    names = [file_format.described for file_format in FILE_FORMATS]
+    return f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else names[0]

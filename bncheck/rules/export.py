@@ -1,0 +1,50 @@
+"""Rules on exported models: BN013, a BN node that normalises with batch statistics at inference."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..facts import Framework
+from ..findings import Severity
+from ..layers import BNLayer
+from .rule import Context, Hit, LayerRule
+
+
+def exported_in_training_mode(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    """An exported BatchNormalization node runs in training mode: ONNX ``training_mode=1``, or
+    a node with the running-statistics outputs (running_mean, running_var) that only
+    training mode produces.
+
+    Why it matters: in training mode the node normalises every batch with that batch's own
+    mean and variance and ignores the saved moving statistics. An inference runtime then
+    gives outputs that depend on the other samples of the batch, and wrong results for a
+    batch of one, although the saved statistics may be perfect.
+
+    Fix: export from inference mode. PyTorch: ``model.eval()`` before
+    ``torch.onnx.export(model, ...)`` and no ``training=torch.onnx.TrainingMode.TRAINING``
+    (or ``PRESERVE`` on a model left in train mode). Keras/TF2 via tf2onnx: export the
+    inference function (``model(x, training=False)``); TF1: freeze the graph built with
+    ``training=False`` (``is_training=False`` for slim).
+
+    Silence: ``--ignore BN013`` (e.g. a model exported for on-device training).
+    """
+    if layer.hints.training_mode:
+        yield layer.name, "exported in training mode: the node normalises with batch statistics, not the saved ones"
+
+
+BN013 = LayerRule(
+    code="BN013",
+    name="exported-in-training-mode",
+    severity=Severity.ERROR,
+    summary="a BN node of an exported model computes batch statistics (exported in training mode)",
+    fix="export in inference mode",
+    fixes={
+        Framework.ONNX: "export in inference mode (PyTorch: model.eval() before torch.onnx.export and the default "
+        "TrainingMode.EVAL; tf2onnx: the inference function)",
+        Framework.TF1: "build the exported graph with training=False (slim: is_training=False) before freezing",
+        Framework.TF2: "export a function that calls the model with training=False",
+        Framework.KERAS: "export with model.export() or a tf.function calling the model with training=False",
+    },
+    model_wide="every BN node of the export computes batch statistics: the model was exported in training mode",
+    check=exported_in_training_mode,
+)
