@@ -6,8 +6,8 @@ entry of FILE_FORMATS: the one place where a format is wired in. Its reader modu
 a file of the format is read; its ``reads`` check looks at the first bytes only (the signature that
 :func:`.sniff.signature` found, or the suffix).
 
-Adding a format: a reader module ``readers/<name>.py`` with ``read(path: Path, shown: str) -> ModelFile``,
-and its entry here.
+Adding a format: a reader module ``readers/<name>.py`` with a function ``(path: Path, shown: str) ->
+ModelFile``, and its entry here (``tests/test_formats.py`` adds one that way).
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ class FileFormat:
     described: str  # as the list of what bncheck reads names it
     suffixes: tuple[str, ...]  # the names directory scans count as models of the format without looking inside
     reads: Callable[[Path, str | None], bool]  # (path, signature: "zip", "hdf5" or None) -> a file of the format
-    reader: str  # "module:function" in bncheck.readers: (path: Path, shown: str) -> ModelFile
+    reader: str  # "module:function", the module relative to bncheck.readers: (path: Path, shown: str) -> ModelFile
     scanned: Callable[[Path], bool] | None = None  # for files without those suffixes: whether a scan counts it
 
     def read(self, path: Path, shown: str) -> ModelFile:
         module, _, function = self.reader.partition(":")
-        return getattr(importlib.import_module(f".{module}", __package__), function)(path, shown)
+        return getattr(importlib.import_module(module, __package__), function)(path, shown)
 
 
 def _suffix(*suffixes: str) -> Callable[[Path, str | None], bool]:
@@ -57,23 +57,21 @@ def _scanned_graph(path: Path) -> bool:
 
 
 FILE_FORMATS = (
-    FileFormat("Keras .keras archives", (".keras",), lambda p, s: s == "zip", "keras:read_keras_archive"),
+    FileFormat("Keras .keras archives", (".keras",), lambda p, s: s == "zip", ".keras:read_keras_archive"),
     FileFormat(
         "Keras 3 .weights.h5 and Keras 2 / tf.keras HDF5 (.h5/.hdf5) files",
         (".h5", ".hdf5"),
         lambda p, s: s == "hdf5",
-        "sniff:read_keras_h5",
+        ".sniff:read_keras_h5",
     ),
-    FileFormat("ONNX .onnx models", (".onnx",), _suffix(".onnx"), "onnx_model:read_onnx"),
-    FileFormat("frozen GraphDef .pb files", (), _frozen_graph, "frozen:read_frozen_graph", _scanned_graph),
+    FileFormat("ONNX .onnx models", (".onnx",), _suffix(".onnx"), ".onnx_model:read_onnx"),
+    FileFormat("frozen GraphDef .pb files", (), _frozen_graph, ".frozen:read_frozen_graph", _scanned_graph),
 )
-
-MODEL_SUFFIXES = tuple(suffix for file_format in FILE_FORMATS for suffix in file_format.suffixes)
 
 
 def scanned_as_model(path: Path) -> bool:
     """Whether a directory scan counts the file ``path`` as a model of one of FILE_FORMATS."""
-    if path.name.endswith(MODEL_SUFFIXES):
+    if path.name.endswith(tuple(suffix for f in FILE_FORMATS for suffix in f.suffixes)):
         return True
     return any(f.scanned is not None and f.scanned(path) for f in FILE_FORMATS)
 

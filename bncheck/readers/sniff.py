@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import FormatError, InputError
 from ..facts import ModelFile
-from .formats import FILE_FORMATS
+from . import formats
 from .lfs import SIGNATURE as LFS_SIGNATURE
 from .lfs import file_pointer_size, refuse_pointer_file
 
@@ -50,7 +50,7 @@ def read_model_file(path: Path, shown: str) -> ModelFile | None:
     signature = file_kind(path)
     if signature == "git-lfs pointer":
         refuse_pointer_file(str(path), shown)
-    for file_format in FILE_FORMATS:
+    for file_format in formats.FILE_FORMATS:
         if file_format.reads(path, signature):
             return file_format.read(path, shown)
     return None
