@@ -33,7 +33,7 @@ def read_layers(model: ModelFile, load: bool = True) -> Report:
     layers, notes = _grouped(model)
     errors = list(model.errors)
     if load and not model.errors:
-        layers = [layer for chunk in _chunks(layers) for layer in load_values(chunk, model.path, errors)]
+        layers = [layer for chunk in _chunks(layers) for layer in _load(chunk, model.path, errors)]
     return _report(model, layers, notes=notes, errors=errors)
 
 
@@ -63,7 +63,7 @@ def analyse(model: ModelFile, settings: Settings, keep_values: bool = True) -> R
     in_stream = context if step else replace(context, evidence=_not_before_every_layer)
     found: list[Finding] = []
     for chunk in _chunks(grouped):
-        loaded = chunk if model.errors else load_values(chunk, model.path, errors)
+        loaded = chunk if model.errors else _load(chunk, model.path, errors)
         for layer in loaded:
             for rule in streamed:
                 found.extend(rule.run(layer, in_stream))
@@ -149,11 +149,19 @@ def _chunks(layers: list[BNLayer]) -> Iterator[list[BNLayer]]:
         yield chunk
 
 
-def load_values(layers: Sequence[BNLayer], path: str, errors: list[str]) -> list[BNLayer]:
-    """``layers`` (of the model at ``path``) with their values loaded and summarised; a layer that fails is
-    unreadable, and its error is added to ``errors``."""
+def _load(layers: Sequence[BNLayer], path: str, errors: list[str]) -> list[BNLayer]:
+    """:func:`load_values`, its errors collected in ``errors`` (the report's, in the order they occur)."""
+    loaded, failed = load_values(layers, path)
+    errors.extend(failed)
+    return loaded
+
+
+def load_values(layers: Sequence[BNLayer], path: str) -> tuple[list[BNLayer], list[str]]:
+    """``layers`` (of the model at ``path``) with their values loaded and summarised, and the errors: a layer
+    whose values cannot be read is returned unreadable, saying why."""
     load = _loader([variable for layer in layers for variable in layer.variables.values()])
     read: list[tuple[BNLayer, dict[str, np.ndarray] | str]] = []
+    errors = []
     for layer in layers:
         values: dict[str, np.ndarray] | str = {}
         for role, variable in layer.variables.items():
@@ -177,7 +185,7 @@ def load_values(layers: Sequence[BNLayer], path: str, errors: list[str]) -> list
         mean, variance = values.get("moving_mean"), values.get("moving_variance")
         moving = digest([mean, variance]) if mean is not None and variance is not None else None
         result.append(layer.loaded(values, {role: next(stats) for role in values}, moving))
-    return result
+    return result, errors
 
 
 def _loader(variables: list[Variable]) -> Callable[[Variable], np.ndarray]:

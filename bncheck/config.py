@@ -80,7 +80,7 @@ def _matches_path(path: str, pattern: str) -> bool:
 
 
 KEYS = ("select", "ignore", "fail-on", "thresholds", "per-file-ignores", "per-layer-ignores", "exclude")
-FAIL_ON = ("error", "warning", "info", "never")
+FAIL_ON = (*(severity.label for severity in sorted(Severity, reverse=True)), "never")  # error ... never
 
 
 def check_codes(codes: list[str] | tuple[str, ...], origin: str) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .findings import Finding, codes_on
+from .findings import Finding, codes_by_layer
 from .layers import BNLayer
 from .report import Report
 
@@ -75,4 +75,4 @@ class DiffReport:
 
     def codes(self, layer: str) -> list[str]:
         """The rule codes that fired on ``layer``, sorted."""
-        return codes_on(self.findings, layer)
+        return list(codes_by_layer(f for f in self.findings if f.layer == layer).get(layer, ()))

@@ -109,6 +109,16 @@ class GraphFacts:
     notes: tuple[str, ...] = ()
     layers: tuple[GraphLayer, ...] = ()  # BN layers found by structure
 
+    def numbers_by_scope(self) -> dict[str, tuple[float | None, float | None]]:
+        """Momentum and epsilon per scope holding moving statistics, as the graph's ops show them."""
+        numbers: dict[str, tuple[float | None, float | None]] = {}
+        for name, variable in self.variables.items():
+            scope, _, role = name.rpartition("/")
+            if role in ("moving_mean", "moving_variance") and scope:
+                momentum, epsilon = numbers.get(scope, (None, self.epsilon.get(scope)))
+                numbers[scope] = (momentum if momentum is not None else variable.momentum, epsilon)
+        return {scope: pair for scope, pair in numbers.items() if pair != (None, None)}
+
 
 @dataclass(frozen=True)
 class Step:

@@ -50,8 +50,3 @@ def codes_by_layer(findings: Iterable[Finding]) -> dict[str | None, dict[str, Se
         codes = worst.setdefault(finding.layer, {})
         codes[finding.code] = max(codes.get(finding.code, finding.severity), finding.severity)
     return {layer: dict(sorted(codes.items())) for layer, codes in worst.items()}
-
-
-def codes_on(findings: Iterable[Finding], layer: str) -> list[str]:
-    """The codes that fired on ``layer``, sorted."""
-    return sorted({finding.code for finding in findings if finding.layer == layer})

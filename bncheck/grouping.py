@@ -31,7 +31,7 @@ _OPTIMIZER = re.compile(
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Grouping:
     layers: list[BNLayer]
     unconfirmed: list[str] = field(default_factory=list)  # scopes with gamma/beta only
@@ -128,16 +128,20 @@ def group_layers(model: ModelFile) -> Grouping:
         if owner is not None:
             slots.setdefault(owner, {}).setdefault(slot_name, variable)
 
+    slotted_variables = {variable: _with_slots(variable, found) for variable, found in slots.items()}
+    numbers = model.graph.numbers_by_scope() if model.graph is not None else {}
     layers, unconfirmed = [], []
     for scope in sorted(scopes, key=natural_key):
-        members = {role: _with_slots(variable, slots.get(variable)) for role, variable in scopes[scope].items()}
+        members = scopes[scope]
+        if slotted_variables:  # (most files: no slots found by name)
+            members = {role: slotted_variables.get(variable, variable) for role, variable in members.items()}
         name = scope or "(root)"
         hints = model.hints.get(name, NO_HINTS)
         if not hints.is_bn:
             continue
         has_stats = not _AFFINE.issuperset(members)
         leaf = scope.rsplit("/", 1)[-1]
-        if has_stats or name in model.hints or BN_NAME.search(leaf):
+        if has_stats or name in model.hints or name in numbers or BN_NAME.search(leaf):
             layers.append(BNLayer(name, members, hints))
         elif not OTHER_NORM_NAME.search(leaf):
             unconfirmed.append(name)
@@ -145,5 +149,6 @@ def group_layers(model: ModelFile) -> Grouping:
         return Grouping(layers, unconfirmed)
     from .reconcile import apply_structure  # a graph was read: its structure decides
 
-    layers, notes = apply_structure(layers, model)
+    variables = [slotted_variables.get(variable, variable) for variable in model.variables]
+    layers, notes = apply_structure(layers, variables, model, numbers)
     return Grouping(layers, unconfirmed, notes)

@@ -14,18 +14,23 @@ decay of the ops that update the moving statistics.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
-from .facts import NO_HINTS, GraphFacts, GraphLayer, LayerHints, ModelFile, Variable
+from .facts import NO_HINTS, GraphLayer, LayerHints, ModelFile, Variable
 from .layers import ROLES, BNLayer
 
+Numbers = dict[str, tuple[float | None, float | None]]  # scope -> (momentum, epsilon), from a graph's ops
 
-def apply_structure(layers: list[BNLayer], model: ModelFile) -> tuple[list[BNLayer], list[str]]:
-    """The layers after joining ``model.structure`` into the name-based ``layers``, and notes on disagreements."""
+
+def apply_structure(
+    layers: list[BNLayer], variables: Sequence[Variable], model: ModelFile, numbers: Numbers
+) -> tuple[list[BNLayer], list[str]]:
+    """The layers after joining ``model.structure`` into the name-based ``layers`` (``variables``: the model's,
+    with the slots grouping found; ``numbers``: the graph's momentum and epsilon by scope), and notes on
+    disagreements."""
     structure = model.structure or ()
-    numbers = _numbers_by_scope(model.graph) if model.graph is not None else {}
-    by_name = {v.name: v for v in model.variables}
-    by_name |= {v.name: v for layer in layers for v in layer.variables.values()}  # with the slots grouping found
+    by_name = {v.name: v for v in variables}
     owner: dict[str, tuple[BNLayer, str]] = {}  # variable name -> (name-based layer, role)
     for layer in layers:
         for role, variable in layer.variables.items():
@@ -74,18 +79,7 @@ def apply_structure(layers: list[BNLayer], model: ModelFile) -> tuple[list[BNLay
     return result + added, notes
 
 
-def _numbers_by_scope(graph: GraphFacts) -> dict[str, tuple[float | None, float | None]]:
-    """Momentum and epsilon per scope holding moving statistics, as the graph's ops show them."""
-    numbers: dict[str, tuple[float | None, float | None]] = {}
-    for name, variable in graph.variables.items():
-        scope, _, role = name.rpartition("/")
-        if role in ("moving_mean", "moving_variance") and scope:
-            momentum, epsilon = numbers.get(scope, (None, graph.epsilon.get(scope)))
-            numbers[scope] = (momentum if momentum is not None else variable.momentum, epsilon)
-    return {scope: pair for scope, pair in numbers.items() if pair != (None, None)}
-
-
-def _with_numbers(hints: LayerHints, scope: str, numbers: dict[str, tuple[float | None, float | None]]) -> LayerHints:
+def _with_numbers(hints: LayerHints, scope: str, numbers: Numbers) -> LayerHints:
     """``hints`` with the graph's momentum and epsilon of ``scope`` where the file records none."""
     momentum, epsilon = numbers.get(scope, (None, None))
     if (momentum is None or hints.momentum is not None) and (epsilon is None or hints.epsilon is not None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .facts import Framework, Step
-from .findings import Finding, Statement, codes_on
+from .findings import Finding, Statement, codes_by_layer
 from .layers import BNLayer
 
 
@@ -30,4 +30,4 @@ class Report:
 
     def codes(self, layer: str) -> list[str]:
         """The rule codes that fired on ``layer``, sorted."""
-        return codes_on(self.findings, layer)
+        return list(codes_by_layer(f for f in self.findings if f.layer == layer).get(layer, ()))

@@ -284,7 +284,7 @@ def test_rules_catalogue_lists_and_documents_diff_rules() -> None:
         assert RULES[code].kind is Kind.DIFF and code in listing
         doc = run_cli("rules", code).stdout
         assert all(word in doc for word in ("Why it matters", "TF1", "Keras", "TF2", "Silence")), code
-    assert all(rule.kind != "diff" for code, rule in RULES.items() if not code.startswith("BN2"))
+    assert all(rule.kind is Kind.INSPECT for code, rule in RULES.items() if not code.startswith("BN2"))
 
 
 def test_diff_fixtures_match_tensorflow() -> None:

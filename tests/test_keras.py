@@ -187,6 +187,30 @@ def test_weights_without_config_say_the_mapping_is_ambiguous() -> None:
     assert result.returncode == 0 and "ambiguous" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("added", "first", "step"),
+    [
+        (("global_step:0", np.int64(7)), False, Step(20, "optimizer iterations")),  # the first counter listed counts
+        (("Adam/iter:0", np.float32(3)), True, None),  # ... even when it is no integer: no step then
+    ],
+)
+def test_a_keras2_step_is_the_first_counter_the_optimizer_lists(
+    tmp_path: Path, added: tuple[str, np.generic], first: bool, step: Step | None
+) -> None:
+    """A copy of a tf.keras .h5 with one more optimizer weight named as a step counter."""
+    import h5py
+
+    path = tmp_path / "model.h5"
+    shutil.copy(FIXTURES / "keras" / "tfk_fit" / "model.h5", path)
+    with h5py.File(path, "r+") as h5:
+        group = h5["optimizer_weights"]
+        name, value = added
+        group[name] = value
+        names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
+        group.attrs["weight_names"] = [n.encode() for n in ([name, *names] if first else [*names, name])]
+    assert bncheck.inspect(str(path)).step == step
+
+
 def test_step_from_the_optimizer() -> None:
     assert inspect("k3_fit/model.keras").step == Step(20, "optimizer iterations")
     assert inspect("k3_fit/legacy.h5").step == Step(20, "optimizer iterations")

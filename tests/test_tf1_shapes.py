@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ SHAPES = FIXTURES / "graphs" / "tf1_shapes"
 ROLES = ("gamma", "beta", "moving_mean", "moving_variance")
 
 
-def findings(report: bncheck.model.Report) -> set[tuple[str, Severity]]:
+def findings(report: bncheck.report.Report) -> set[tuple[str, Severity]]:
     return {(f.code, f.severity) for f in report.findings}
 
 
@@ -118,3 +120,32 @@ def test_a_statement_needs_the_same_condition_in_every_layer(tmp_path: Path) -> 
     report = bncheck.inspect(_save(tmp_path / "mixed", mixed))
     assert {f.code for f in report.findings} == {"BN001"}  # one lacks the variance, the other the mean
     assert report.statements == []
+
+
+SAVER_OF_TRAINABLES = """
+import sys
+import numpy as np, tensorflow as tf
+tf1 = tf.compat.v1
+tf1.disable_eager_execution()
+x = tf1.placeholder(tf.float32, [None, 4])
+h = tf1.layers.batch_normalization(tf1.layers.dense(x, 3, name="dense"), training=True, name="a_norm")
+h = tf1.layers.batch_normalization(h, training=True, name="bn_2")
+with tf.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
+    train = tf1.train.GradientDescentOptimizer(0.1).minimize(tf.reduce_mean(h * h))
+with tf1.Session() as session:
+    session.run(tf1.global_variables_initializer())
+    session.run(train, {x: np.random.RandomState(0).randn(8, 4)})
+    tf1.train.Saver(var_list=tf1.trainable_variables()).save(session, sys.argv[1])
+"""
+
+
+def test_a_scope_the_graph_shows_as_bn_is_a_layer_under_any_name(tmp_path: Path) -> None:
+    """Saved by a Saver of the trainable variables, a BN layer named a_norm holds gamma/beta only: its name does
+    not say batch norm, the graph's update ops do. It is a layer in its place, not an unconfirmed scope."""
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    prefix = str(tmp_path / "model.ckpt")
+    subprocess.run([sys.executable, "-c", SAVER_OF_TRAINABLES, prefix], check=True, env=env, capture_output=True)
+    report = bncheck.inspect(prefix)
+    assert [layer.name for layer in report.layers] == ["a_norm", "bn_2"]
+    assert not any("without moving statistics" in note for note in report.notes), report.notes
+    assert {(f.code, f.layer) for f in report.findings} >= {("BN001", "a_norm"), ("BN104", "a_norm")}

@@ -4,7 +4,10 @@ Checkpoints (a prefix and its ``.index``/``.data-*`` files) and SavedModel direc
 several files, found by :mod:`.discover` and read in :mod:`bncheck.readers`. Every other format is an
 entry of FILE_FORMATS: the one place where a format is wired in. Its reader module is imported only when
 a file of the format is read; its ``reads`` check looks at the first bytes only (the signature that
-:func:`.sniff.signature` found, or the suffix).
+:func:`.sniff.file_kind` found, or the suffix). Entries are tried in order and the first that claims a file
+reads it: a narrower claim goes before a wider one (the Keras entry claims every zip, so that a zip of no
+known kind is told it is not a .keras archive; a PyTorch zip, recognised by its ``data.pkl`` member, would go
+before it).
 
 Adding a format: a reader module ``readers/<name>.py`` with a function ``(path: Path, shown: str) ->
 ModelFile``, and its entry here (``tests/test_formats.py`` adds one that way).

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import FormatError
 from ..facts import Framework, LayerHints, ModelFile, Variable
+from ..naming import STEP_NAMES
 from .keras_common import (
     H5_ERRORS,
     OTHER_NORM,
@@ -93,11 +94,13 @@ def _is_nested(weight_names: list[str], config: LayerConfig | None) -> bool:
 
 
 def _optimizer_counters(h5: Any) -> Iterator[StepCounter]:
-    """The optimizer's scalars, its iteration count among them (read within the caller's H5_ERRORS guard)."""
+    """The first of the optimizer's weights named as a step counter (read within the caller's H5_ERRORS guard)."""
     group = h5.get("optimizer_weights")
     for weight_name in (string_list(group.attrs, "weight_names") or []) if group is not None else []:
-        dataset = group.get(weight_name)
-        if dataset is not None:
-            leaf = weight_name.removesuffix(":0").rsplit("/", 1)[-1]
-            integer = dataset.dtype.kind in "iu"
-            yield StepCounter(leaf, "optimizer iterations", dataset.shape, integer, lambda d=dataset: d[()])
+        leaf = weight_name.removesuffix(":0").rsplit("/", 1)[-1]
+        if leaf in STEP_NAMES:
+            dataset = group.get(weight_name)
+            if dataset is not None:
+                integer = dataset.dtype.kind in "iu"
+                yield StepCounter(leaf, "optimizer iterations", dataset.shape, integer, lambda d=dataset: d[()])
+            return

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from ..deltas import DiffReport
 from ..facts import NOTHING, Framework, GraphFacts
@@ -77,8 +78,19 @@ class DiffContext:
     framework: Framework | None = None  # who wrote B (the model whose training is judged)
 
 
+class _Spelled(Protocol):
+    """A context that says who wrote the file (the spelling of fixes)."""
+
+    @property
+    def framework(self) -> Framework | None: ...
+
+
+Subject = TypeVar("Subject")
+Ctx = TypeVar("Ctx", bound=_Spelled)
+
+
 @dataclass(frozen=True, kw_only=True)
-class Rule:
+class Rule(Generic[Subject, Ctx]):
     """A rule of the catalogue; its subclasses say what its check takes."""
 
     code: str
@@ -90,7 +102,12 @@ class Rule:
     model_wide: str = ""  # what it means when it fires on every BN layer of a model (said once in the table)
     model_wide_when: str = ""  # ... and every one of those findings says this (the same condition in each layer)
     needs: Needs
-    check: Callable[..., Iterable[Hit]]
+    check: Callable[[Subject, Ctx], Iterable[Hit]]
+    takes: ClassVar[tuple[Needs, ...]] = ()  # the needs the subclass's check can take
+
+    def __post_init__(self) -> None:
+        if self.needs not in self.takes:
+            raise ValueError(f"{self.code}: a {type(self).__name__} cannot need {self.needs.name}")
 
     @property
     def kind(self) -> Kind:
@@ -121,49 +138,37 @@ class Rule:
         lines += [f"  {framework.label}: {text}" for framework, text in self.fixes.items()]
         return "\n".join(lines)
 
-    def _findings(self, hits: Iterable[Hit], framework: Framework | None) -> list[Finding]:
-        """A list, not a generator: a rule runs for each of 20,000 layers, mostly to find nothing."""
+    def run(self, subject: Subject, context: Ctx) -> list[Finding]:
+        """The findings of ``check(subject, context)``. A list, not a generator: a rule runs for each of 20,000
+        layers, mostly to find nothing."""
         found = []
         fix = None  # most layers have no finding: spelled only when there is one
-        for hit in hits:
+        for hit in self.check(subject, context):
             severity = hit[2] if len(hit) == 3 else self.severity
-            fix = self.fix_for(framework) if fix is None else fix
+            fix = self.fix_for(context.framework) if fix is None else fix
             found.append(Finding(self.code, self.name, severity, hit[0], hit[1], fix))
         return found
 
 
 @dataclass(frozen=True, kw_only=True)
-class LayerRule(Rule):
+class LayerRule(Rule[BNLayer, Context]):
     """A rule on one BN layer at a time (needs ``VALUES``, ``SUMMARIES`` or ``GRAPH``)."""
 
     needs: Needs = Needs.VALUES
-    check: Callable[[BNLayer, Context], Iterable[Hit]]
-
-    def __post_init__(self) -> None:
-        if self.needs not in (Needs.VALUES, Needs.SUMMARIES, Needs.GRAPH):
-            raise ValueError(f"{self.code}: a rule on one layer cannot need {self.needs}")
-
-    def run(self, layer: BNLayer, context: Context) -> list[Finding]:
-        return self._findings(self.check(layer, context), context.framework)
+    takes = (Needs.VALUES, Needs.SUMMARIES, Needs.GRAPH)
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelRule(Rule):
+class ModelRule(Rule[Sequence[BNLayer], Context]):
     """A rule on every BN layer of one model at once (their summaries)."""
 
     needs: Needs = Needs.MODEL
-    check: Callable[[Sequence[BNLayer], Context], Iterable[Hit]]
-
-    def run(self, layers: Sequence[BNLayer], context: Context) -> list[Finding]:
-        return self._findings(self.check(layers, context), context.framework)
+    takes = (Needs.MODEL,)
 
 
 @dataclass(frozen=True, kw_only=True)
-class DiffRule(Rule):
+class DiffRule(Rule[DiffReport, DiffContext]):
     """A rule on the change between two models."""
 
     needs: Needs = Needs.TWO_MODELS
-    check: Callable[[DiffReport, DiffContext], Iterable[Hit]]
-
-    def run(self, report: DiffReport, context: DiffContext) -> list[Finding]:
-        return self._findings(self.check(report, context), context.framework)
+    takes = (Needs.TWO_MODELS,)
