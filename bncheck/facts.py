@@ -58,6 +58,20 @@ class Variable:
 
 
 @dataclass(frozen=True)
+class BatchStatistics:
+    """An inference entry point that normalises a layer with the statistics of the batch (training mode)."""
+
+    how: str  # "FusedBatchNormV3 with is_training=true (bn1/FusedBatchNormV3)"
+    where: str = ""  # "signature 'serving_default'", "the frozen graph"
+    writer: str = ""  # who wrote the graph: "tf.saved_model.save", "Keras 3", "tf_keras", "TF1"
+    fix: str = ""  # that writer's fix
+
+    def __str__(self) -> str:
+        written = f" (written by {self.writer})" if self.writer else ""
+        return f"{self.where}{written}: {self.how}" if self.where else self.how
+
+
+@dataclass(frozen=True)
 class LayerHints:
     """What a format records about a layer beyond its values (Keras configs, graphs)."""
 
@@ -66,6 +80,7 @@ class LayerHints:
     trainable: bool = True  # False: Keras trainable=False, training does not update the layer
     is_bn: bool = True
     training_mode: bool = False  # an exported node that computes batch statistics (ONNX training_mode=1)
+    training_in: tuple[BatchStatistics, ...] = ()  # where an exported graph does so (a signature, a frozen graph)
     unmapped: tuple[str, ...] = ()  # roles the file may hold under a name it cannot map (gamma or beta: vars/0)
 
 
@@ -95,6 +110,7 @@ class GraphLayer:
     epsilon: float | None = None
     op: str = ""  # the node that normalises (FusedBatchNorm*, or the Rsqrt of tf.nn.batch_normalization)
     updates: dict[str, str] = field(default_factory=dict)  # role -> assign op averaging a batch statistic into it
+    batch_statistics: tuple[BatchStatistics, ...] = ()  # in an inference graph: where it normalises with them
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ name stays. Where the two readings disagree (a role, or variables of two name-ba
 in one structural layer), the structural reading is used and the disagreement becomes a
 note: it is shown, never hidden.
 
+An inference graph's verdict that a layer normalises with batch statistics (``batch_statistics``:
+a SavedModel signature, a frozen graph) becomes the layer's ``training_mode`` hint, for BN013.
+
 This is also the one place that takes a layer's momentum and epsilon from a graph, where the file
 itself (a Keras config) does not record them: epsilon from the op that normalises, momentum from the
 decay of the ops that update the moving statistics.
@@ -42,6 +45,12 @@ def apply_structure(
     for found in structure:
         members = {role: by_name[name] for role, name in found.members.items() if name in by_name}
         if not members:
+            if found.batch_statistics:  # never dropped unsaid
+                where = "; ".join(map(str, found.batch_statistics))
+                notes.append(
+                    f"{found.name}: normalised with batch statistics at inference ({where}), but its variables "
+                    "are not found in the file"
+                )
             continue  # the graph's layer has none of its variables in this file
         touched = list(dict.fromkeys(owner[v.name][0].name for v in members.values() if v.name in owner))
         base = next((layer for layer in layers if touched and layer.name == touched[0]), None)
@@ -63,6 +72,8 @@ def apply_structure(
             stats = [found.members.get(role, "") for role in ("moving_mean", "moving_variance")]
             momenta = [graph_variables[s].momentum for s in stats if s in graph_variables]
             hints = replace(hints, momentum=next((m for m in momenta if m is not None), None))
+        if found.batch_statistics:
+            hints = replace(hints, training_mode=True, training_in=found.batch_statistics)
         layer = BNLayer(name, dict(sorted(variables.items(), key=lambda item: _role_order(item[0]))), hints)
         for old in touched:
             replaced.setdefault(old, layer)

@@ -42,6 +42,9 @@ TARGETS = [
     ("graphs/r2rt", "model.ckpt-40", ["model.ckpt-40.meta", "model.ckpt-40.index", "model.ckpt-40.meta"]),
     ("graphs/r2rt/frozen.pb", "frozen.pb", ["frozen.pb"]),
     ("graphs/onnx/training_mode.onnx", "training_mode.onnx", ["training_mode.onnx"]),
+    # appended, so that the targets of the kept @examples keep their indices
+    ("exports/tf2_serving_training", ".", ["saved_model.pb"]),  # TF2 function library, signatures, object graph
+    ("exports/frozen_default_true/frozen.pb", "frozen.pb", ["frozen.pb"]),  # TF1 cond around the BN ops
 ]
 MUTATIONS = ("flip", "overwrite", "truncate", "insert", "zero")
 

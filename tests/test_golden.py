@@ -53,6 +53,8 @@ CASES = (
     Case("inspect/k3_frozen", ("inspect", "fixtures/keras/k3_frozen/model.keras"), INSPECT),
     Case("inspect/frozen_healthy", ("inspect", "fixtures/graphs/frozen_healthy"), INSPECT),
     Case("inspect/onnx_training_mode", ("inspect", "fixtures/graphs/onnx/training_mode.onnx"), INSPECT),
+    Case("inspect/tf2_serving_training", ("inspect", "fixtures/exports/tf2_serving_training"), INSPECT),
+    Case("inspect/frozen_default_true", ("inspect", "fixtures/exports/frozen_default_true/frozen.pb"), INSPECT),
     Case("inspect/tf1_many_vars", ("inspect", "fixtures/tf1_many_vars"), (*TABLES, "github")),  # its json: 2 MB
     Case("inspect/mmd_gan", ("inspect", "denoise_bn_bug_index_meta/models/trained/mmd_gan.ckpt"), INSPECT, True),
     Case("inspect/svhn", ("inspect", "svhn_slim_index_meta/checkpoint"), INSPECT, True),

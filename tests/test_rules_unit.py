@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from bncheck.deltas import DiffReport
-from bncheck.facts import Framework
+from bncheck.facts import BatchStatistics, Framework
 from bncheck.findings import Severity
 from bncheck.layers import BNLayer
 from bncheck.rules import RULES
@@ -85,6 +85,7 @@ CASES = [
     fires("BN001", layer(var=None), ERROR, "— cause: the graph's Saver (save/SaveV2) does not", graph=UNSAVED),
     silent("BN001", layer(), "statistics saved"),
     silent("BN001", layer(gamma=None, beta=None, mean=None), "no gamma/beta either: not a BN layer's remains"),
+    silent("BN001", layer(mean=None, var=None, training_in=(BatchStatistics("x"),)), "BN013: the graph needs none"),
     # BN002 stats-never-updated
     fires("BN002", STALE, ERROR, "moving_mean all 0 and moving_variance all 1, yet gamma/beta trained (max |gamma - 1|"
           " = 0.2)"),
@@ -179,6 +180,8 @@ CASES = [
     silent("BN012", layer(slots={"gamma": ["m"], "beta": ["m"]}), "slots on gamma/beta"),
     # BN013 exported-in-training-mode
     fires("BN013", layer(training_mode=True), ERROR, "exported in training mode: the node normalises with batch stat"),
+    fires("BN013", layer(training_in=(BatchStatistics("how", "signature 's'", "W"),)), ERROR, "at inference: signatu"),
+    fires("BN013", layer(mean=None, var=None, training_in=(BatchStatistics("x"),)), ERROR, "; no moving statistics s"),
     silent("BN013", layer(), "an inference node"),
     # BN101-BN105: the training graph. BN101-BN103 are a step lower when the statistics moved, not by gradient
     fires("BN101", STALE, ERROR, "no moving-average update op for moving_mean or moving_variance: the layer was built "
@@ -392,3 +395,16 @@ def test_a_healthy_layer_whose_statistics_moved_gets_no_error(data):
 def test_any_float32_values_are_judged_and_bn004_fires_exactly_on_non_finite_ones(values):
     found = fired(layer(gamma=values[0], beta=values[1], mean=values[2], var=values[3]), step=10, evidence=TRAINED)
     assert ("BN004" in found) == (not all(np.isfinite(v).all() for v in values))
+
+
+def test_bn013_gives_the_fix_of_the_graph_s_writer() -> None:
+    """The writer's fix, carried by the hint, wins over the rule's fix for the framework."""
+    where = BatchStatistics("x", "signature 'serving_default'", "tf_keras", "save without it")
+    (finding,) = run("BN013", layer(training_in=(where,)), framework=Framework.TF2)
+    assert (
+        finding.message
+        == "normalises with batch statistics at inference: signature 'serving_default' (written by tf_keras): x"
+    )
+    assert finding.fix == "save without it"
+    (plain,) = run("BN013", layer(training_mode=True), framework=Framework.TF2)
+    assert plain.fix == RULES["BN013"].fixes[Framework.TF2]

@@ -130,10 +130,15 @@ def open_with_graph(path: str, meta: str | None = None, graph: bool = True) -> M
 
 def _with_graph(model: ModelFile, meta: str | None, graph: bool) -> ModelFile:
     if graph and (meta is not None or model.main_file.endswith(".index")):  # else no graph beside it
-        from .metagraph import with_graph
+        from .metagraph import graph_file, with_graph
 
         try:
-            return with_graph(model, meta)
+            path = graph_file(model, meta)
+            if path is not None and path.name == "saved_model.pb":  # its signatures too, not only a training graph
+                from .savedmodel import with_saved_model_graph
+
+                return with_saved_model_graph(model, path)
+            return with_graph(model, path) if path is not None else model
         except BaseException:
             model.close()
             raise

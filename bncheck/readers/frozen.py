@@ -2,7 +2,8 @@
 
 Parsed with the project's protobuf subset, never with TensorFlow. Every floating-point
 constant is a :class:`Variable` named by its node (decoded only when a rule needs it);
-BN layers come from the graph's structure (:mod:`.structure`), names being the fallback.
+BN layers come from the graph's structure, names being the fallback; the graph is an
+inference entry point (:mod:`.exported`): a layer it normalises with batch statistics gets BN013.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from google.protobuf.message import DecodeError
 
 from ..errors import FormatError, InputError
 from ..facts import Framework, ModelFile, Variable
+from .exported import Entry, judge, judged_layers, notes_of
 from .graph import GraphIndex
 from .lfs import pointer_size
 from .proto import tf_subset_pb2 as pb
-from .structure import find_bn_layers
 
 FORMAT = "frozen GraphDef"
 # TensorFlow DataType -> (numpy dtype, the TensorProto field holding typed values)
@@ -30,6 +31,7 @@ DTYPES: dict[int, tuple[str, str]] = {
 }
 MAX_ELEMENTS = 1 << 28  # a constant larger than 1 GiB of float32 is not a BN statistic: a corrupt shape
 _SNIFF_BYTES = 1 << 16
+FIX = "freeze a graph built with training=False (or a tf.compat.v1.placeholder_with_default(False) switch)"
 
 
 def looks_like_graph_def(path: Path) -> bool:
@@ -86,8 +88,13 @@ def read_frozen_graph(path: Path, shown: str) -> ModelFile:
         return tensor_value(constants[name].attr["value"].tensor, f"{shown}: constant {name}")
 
     variables = tuple(_constant(node, shown, read) for node in constants.values())
-    structure = tuple(find_bn_layers(GraphIndex.of(graph)))
-    return ModelFile(shown, FORMAT, variables, main_file=str(path), structure=structure, framework=Framework.TF1)
+    entry = Entry("the frozen graph", GraphIndex.of(graph))
+    verdict = judge(entry)
+    structure = tuple(judged_layers(verdict, entry.label, fix=FIX))
+    notes = tuple(notes_of(entry, verdict))
+    return ModelFile(
+        shown, FORMAT, variables, main_file=str(path), structure=structure, notes=notes, framework=Framework.TF1
+    )
 
 
 def _is_float_const(node: Any) -> bool:

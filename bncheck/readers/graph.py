@@ -38,7 +38,7 @@ ASSIGN_OPS = frozenset(
 FUSED_BN = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
 IF_OPS = frozenset({"If", "StatelessIf"})
 ADD_OPS = frozenset({"Add", "AddV2"})
-DT_FLOAT = 1  # TensorFlow's DataType enum
+DT_FLOAT, DT_INT32, DT_INT64 = 1, 3, 9  # TensorFlow's DataType enum
 # The ops a moving-average update computes its new value with, between the batch statistic and the assign.
 # The batch statistic is where the walk stops: never into the op that computed it (a FusedBatchNorm's inputs).
 _AVERAGING_OPS = frozenset(
@@ -91,6 +91,23 @@ def scalar_of(tensor: Any) -> float | None:
     return None
 
 
+def ints_of(tensor: Any) -> list[int]:
+    """The integers of an int32/int64 TensorProto (typed lists or little-endian content)."""
+    if tensor.int_val or tensor.int64_val:
+        return [int(v) for v in (*tensor.int_val, *tensor.int64_val)]
+    if tensor.dtype in (DT_INT32, DT_INT64) and tensor.tensor_content:
+        size = 4 if tensor.dtype == DT_INT32 else 8
+        content = tensor.tensor_content[: len(tensor.tensor_content) // size * size]
+        return list(struct.unpack(f"<{len(content) // size}{'i' if size == 4 else 'q'}", content))
+    return []
+
+
+def is_training(node: Any) -> bool:
+    """A FusedBatchNorm* op's ``is_training``: true by TensorFlow's op registry when the attr is absent (a graph
+    saved with default attrs stripped)."""
+    return node.attr["is_training"].b if "is_training" in node.attr else True
+
+
 def is_empty_const(node: Any) -> bool:
     """A constant with no elements: the mean/variance a training-mode FusedBatchNorm of TF <= 1.13 gets."""
     return node.op == "Const" and any(dim.size == 0 for dim in node.attr["value"].tensor.tensor_shape.dim)
@@ -99,10 +116,15 @@ def is_empty_const(node: Any) -> bool:
 class GraphIndex:
     """Nodes by name and op, their consumers, and what the graph's inputs trace back to.
 
-    ``GraphIndex(graph_def.node, functions)`` indexes a graph; a branch function of an ``If``
-    gets its own index whose ``parent`` is the graph around it and whose ``args`` map the
-    function's argument names to the outer references they receive.
+    ``GraphIndex(graph_def.node, functions)`` indexes a graph; a function it calls (an ``If``
+    branch, a ``PartitionedCall``) gets its own index whose ``parent`` is the graph around it and
+    whose ``args`` map the function's argument names to the outer references they receive.
+    :meth:`settled` gives the same graph with the nodes a TF1 ``cond`` turns off left out of
+    ``Merge`` s (an inference graph's reading).
     """
+
+    dead: frozenset[str] = frozenset()  # nodes that do not run (the off side of a settled Switch)
+    choose: Callable[[GraphIndex, str], bool | None] | None = None  # an If's predicate -> the branch that runs
 
     def __init__(
         self,
@@ -119,7 +141,15 @@ class GraphIndex:
         self.functions = functions or {}  # the library by name, for If nodes (cond_v2)
         self.parent = parent
         self.args = args or {}
-        self._branches: dict[tuple[str, str], tuple[Any, GraphIndex] | None] = {}
+        self._calls: dict[tuple[str, str], tuple[Any, GraphIndex] | None] = {}
+
+    def settled(self, dead: frozenset[str], choose: Callable[[GraphIndex, str], bool | None]) -> GraphIndex:
+        """This graph as an inference run reads it: the ``dead`` nodes left out of every ``Merge``, and only the
+        branch ``choose`` (an ``If``'s predicate -> True, False or None: either) picks of each ``If``, here and in
+        the functions it calls."""
+        index = GraphIndex((), self.functions, self.parent, self.args)
+        index.nodes, index.by_op, index.dead, index.choose = self.nodes, self.by_op, dead, choose
+        return index
 
     @classmethod
     def of(cls, graph_def: Any) -> GraphIndex:
@@ -157,8 +187,15 @@ class GraphIndex:
                 return node
             if node.op in IF_OPS:
                 return self._through_if(node, ref, hops - 1)
+            if node.op in FUSED_BN and not is_training(node):  # outputs 1, 2 pass the mean and variance through
+                output = int(tensor_name(ref).rpartition(":")[2])
+                if output in (1, 2) and len(node.input) > output + 2:
+                    ref = node.input[output + 2]
+                    name, hops = input_name(ref), hops - 1
+                    continue
             if node.op in MERGE_OPS:  # a variable on one side (else one constant: a frozen graph's cond)
-                found = [n for i in node.input if i[0] != "^" and (n := self.source(i, hops - 1)) is not None]
+                live = [i for i in node.input if i[0] != "^" and input_name(i) not in self.dead]
+                found = [n for i in live if (n := self.source(i, hops - 1)) is not None]
                 variables = [n for n in found if n.op in VARIABLE_OPS]
                 constants = [n for n in found if n.op == "Const" and not is_empty_const(n)]
                 return variables[0] if variables else constants[0] if len(constants) == 1 else None
@@ -193,6 +230,26 @@ class GraphIndex:
             return None if a is None or b is None else a - b
         return None
 
+    def batch_mean_above(self, ref: str, depth: int = 6) -> bool:
+        """Whether ``ref`` is computed, within ``depth`` hops, from a ``Mean`` over axis 0 (the moments of a
+        batch, as ``tf.nn.moments`` computes them for BN; layer normalisation reduces other axes)."""
+        seen, frontier = set(), [ref]
+        for _ in range(depth):
+            following = []
+            for item in frontier:
+                name = input_name(item)
+                node = self.nodes.get(name)
+                if node is None or name in seen or node.op in SOURCE_OPS:
+                    continue
+                seen.add(name)
+                if node.op == "Mean" and len(node.input) == 2:
+                    axes = self.nodes.get(input_name(node.input[1]))
+                    if axes is not None and axes.op == "Const" and 0 in ints_of(axes.attr["value"].tensor):
+                        return True
+                following += [i for i in node.input if not i.startswith("^")]
+            frontier = following
+        return False
+
     def placeholder_above(self, ref: str, depth: int = 8) -> str | None:
         """A PlaceholderWithDefault that ``ref`` depends on within ``depth`` hops (e.g. keras_learning_phase)."""
         seen, frontier = set(), [input_name(ref)]
@@ -225,25 +282,64 @@ class GraphIndex:
                     stack.append(name)
         return seen & targets
 
-    # ------------------------------------------------------------------ cond_v2 branches
+    # ------------------------------------------------------------------ function calls
+
+    def call(self, node: Any, function_name: str, inputs: Iterable[str]) -> tuple[Any, GraphIndex] | None:
+        """The function ``node`` calls by name and an index over its body whose arguments are ``inputs`` (the
+        references the caller passes), or None when the library has no such function."""
+        key = (node.name, function_name)
+        if key not in self._calls:
+            function = self.functions.get(function_name)
+            if function is None:
+                self._calls[key] = None
+            else:
+                names = [arg.name for arg in function.signature.input_arg]
+                args = dict(zip(names, inputs, strict=False))
+                callee = GraphIndex(function.node_def, self.functions, self, args)
+                callee.choose = self.choose
+                self._calls[key] = (function, callee)
+        return self._calls[key]
 
     def branch(self, if_node: Any, attr: str) -> tuple[Any, GraphIndex] | None:
         """The function of one branch (``then_branch``/``else_branch``) of an ``If`` node and an index over its body."""
-        key = (if_node.name, attr)
-        if key not in self._branches:
-            function = self.functions.get(if_node.attr[attr].func.name) if attr in if_node.attr else None
-            if function is None:
-                self._branches[key] = None
-            else:
-                names = [arg.name for arg in function.signature.input_arg]
-                args = dict(zip(names, list(if_node.input)[1:], strict=False))
-                self._branches[key] = (function, GraphIndex(function.node_def, self.functions, self, args))
-        return self._branches[key]
+        if attr not in if_node.attr:
+            return None
+        return self.call(if_node, if_node.attr[attr].func.name, list(if_node.input)[1:])
+
+    def boolean(self, ref: str, hops: int = 8) -> tuple[bool | None, str | None, bool]:
+        """The value a boolean input has when nothing is fed: a ``Const``, the default of a
+        ``PlaceholderWithDefault``, through ``Identity``, ``LogicalNot`` and function arguments; the
+        placeholder it depends on (None: a constant); whether it is that placeholder negated.
+        ``(None, name, inverted)``: a placeholder without a default, or an argument nothing binds (fed by the
+        caller); ``(None, None, False)``: a value computed at run time."""
+        name = input_name(ref)
+        if name in self.args and name not in self.nodes and self.parent is not None:
+            return self.parent.boolean(self.args[name], hops)
+        node = self.nodes.get(name)
+        if node is None:  # an input of the function the walk started in: the caller feeds it
+            return None, name, False
+        if hops <= 0:
+            return None, None, False
+        if node.op == "Const":
+            values = node.attr["value"].tensor.bool_val
+            return (bool(values[0]) if len(values) == 1 else None), None, False
+        if node.op == "PlaceholderWithDefault":
+            value = self.boolean(node.input[0], hops - 1)[0] if node.input else None
+            return value, name, False
+        if node.op == "Placeholder":
+            return None, name, False
+        if node.op in ("Identity", "LogicalNot") and node.input:
+            value, placeholder, inverted = self.boolean(node.input[0], hops - 1)
+            negate = node.op == "LogicalNot"
+            return (None if value is None else value != negate), placeholder, inverted != negate
+        return None, None, False
 
     def _through_if(self, if_node: Any, ref: str, hops: int) -> Any | None:
         """What output ``ref`` of a cond_v2 ``If`` returns, in the first branch where it is a source."""
         output = int(tensor_name(ref).rpartition(":")[2])
-        for attr in ("else_branch", "then_branch"):  # else: training False, the moving statistics
+        value = self.choose(self, if_node.input[0]) if self.choose is not None and if_node.input else None
+        attrs = ("else_branch", "then_branch") if value is None else ("then_branch",) if value else ("else_branch",)
+        for attr in attrs:  # else first: training False, the moving statistics
             found = self.branch(if_node, attr)
             if found is None or output >= len(found[0].signature.output_arg):
                 continue

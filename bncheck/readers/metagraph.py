@@ -1,4 +1,4 @@
-"""The training graph beside a checkpoint (``<prefix>.meta`` or a TF1 SavedModel), digested.
+"""The training graph beside a checkpoint (``<prefix>.meta``, or a TF1 SavedModel's "train" meta graph), digested.
 
 Parsed with the ``protobuf`` runtime against the project's schema subset, never with
 TensorFlow. The digest (:class:`GraphFacts`) keeps, per variable, only what the graph
@@ -51,11 +51,19 @@ def graph_path_for(model: ModelFile) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def read_graph(path: Path) -> GraphFacts | None:
-    """Parse and digest ``path`` (a MetaGraphDef, or a SavedModel's ``saved_model.pb``).
+def graph_file(model: ModelFile, meta: str | None = None) -> Path | None:
+    """The graph named by ``meta`` (``--meta``), else the one found beside the model, else None."""
+    if meta is None:
+        return graph_path_for(model)
+    path = Path(meta)
+    if not path.is_file():
+        raise InputError(f"{meta}: no such graph file (--meta)")
+    return path
 
-    A SavedModel without a meta graph tagged "train" gives None (nothing to judge).
-    """
+
+def parse_graph_file(path: Path, message: Any, unparsable: str) -> Any:
+    """The protobuf ``message`` (a class) in the graph file ``path``; exit 2 saying why not (``unparsable``:
+    what it is not), with the hint of ``--no-graph``."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -64,36 +72,20 @@ def read_graph(path: Path) -> GraphFacts | None:
     if size is not None:
         raise InputError(pointer_message(str(path), size) + NO_GRAPH)
     try:
-        if path.name == "saved_model.pb":
-            saved = pb.SavedModel.FromString(data)
-            meta = next((m for m in saved.meta_graphs if "train" in m.meta_info_def.tags), None)
-            if meta is None:
-                if not saved.meta_graphs:
-                    raise DecodeError("no meta graphs")
-                return None
-        else:
-            meta = pb.MetaGraphDef.FromString(data)
+        return message.FromString(data)
     except (DecodeError, ValueError, RuntimeError):
-        raise FormatError(f"{path}: not a TensorFlow MetaGraphDef (unparsable){NO_GRAPH}") from None
-    if not meta.graph_def.node or not all(n.name and n.op for n in meta.graph_def.node[:100]):
-        raise FormatError(f"{path}: not a TensorFlow MetaGraphDef (no graph nodes){NO_GRAPH}")
+        raise FormatError(f"{path}: {unparsable}{NO_GRAPH}") from None
+
+
+def read_graph(path: Path) -> GraphFacts:
+    """Parse and digest the MetaGraphDef file ``path`` (``<prefix>.meta``)."""
+    meta = parse_graph_file(path, pb.MetaGraphDef, "not a TensorFlow MetaGraphDef (unparsable)")
     return digest(meta, str(path))
 
 
-def with_graph(model: ModelFile, meta: str | None = None) -> ModelFile:
-    """``model`` with the training graph named by ``meta`` or found beside it (unchanged when there is none)."""
-    if meta is not None:
-        path = Path(meta)
-        if not path.is_file():
-            raise InputError(f"{meta}: no such graph file (--meta)")
-    else:
-        found = graph_path_for(model)
-        if found is None:
-            return model
-        path = found
+def with_graph(model: ModelFile, path: Path) -> ModelFile:
+    """``model`` with the training graph of the MetaGraphDef file ``path``."""
     facts = read_graph(path)
-    if facts is None:
-        return model
     return replace(model, graph=facts, structure=facts.layers, notes=(*model.notes, *facts.notes))
 
 
@@ -254,6 +246,8 @@ def _epsilons(layers: Iterable[GraphLayer]) -> dict[str, float]:
 
 def digest(meta: Any, path: str) -> GraphFacts:
     """Reduce a MetaGraphDef to :class:`GraphFacts`."""
+    if not meta.graph_def.node or not all(n.name and n.op for n in meta.graph_def.node[:100]):
+        raise FormatError(f"{path}: not a TensorFlow MetaGraphDef (no graph nodes){NO_GRAPH}")
     graph = GraphIndex.of(meta.graph_def)
     listed = {input_name(v) for v in _collection(meta, "update_ops") if isinstance(v, str)}
     updates: dict[str, list[tuple[str, Any]]] = {}

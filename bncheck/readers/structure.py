@@ -17,14 +17,29 @@ statistic (``tf.assign(pop_mean, pop_mean * d + batch_mean * (1 - d))``, ``Assig
 of the op's outputs 1 and 2).
 A pattern counts as a BN layer only when a moving statistic is found: layer
 normalisation and batch-statistics-only BN share the arithmetic but keep none.
+
+Each reading also says whether the op normalises with batch statistics (``Found.batch``): a
+fused op with ``is_training`` true (its registry default when the attr is absent), or the unfused
+pattern over a batch statistic (averaged into a moving statistic, or the moments of a ``Mean``
+over axis 0). Training graphs do so legitimately; :mod:`.exported` judges inference graphs by it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..facts import GraphLayer
-from .graph import ADD_OPS, FUSED_BN, IF_OPS, VARIABLE_OPS, GraphIndex, input_name, is_empty_const, variable_name
+from .graph import (
+    ADD_OPS,
+    FUSED_BN,
+    IF_OPS,
+    VARIABLE_OPS,
+    GraphIndex,
+    input_name,
+    is_empty_const,
+    is_training,
+    variable_name,
+)
 from .numbers import attribute_number
 
 FUSED_DEFAULT_EPSILON = 1e-4  # the attr's default in TensorFlow's op registry
@@ -52,7 +67,25 @@ def _statistic(index: GraphIndex, ref: str | None, batch_ref: str | None = None)
     return None, None
 
 
-Found = tuple[dict[str, Any], dict[str, str], float | None]  # role -> source node, role -> averaging op, epsilon
+class Found(NamedTuple):
+    """One op's reading of a BN layer."""
+
+    sources: dict[str, Any]  # role -> the variable or constant node it reads
+    updates: dict[str, str]  # role -> the assign op averaging a batch statistic into it
+    epsilon: float | None
+    batch: str = ""  # how the op normalises with batch statistics (training mode); empty: with the moving ones
+
+
+NOT_BN = Found({}, {}, None)
+
+
+def normalisation(index: GraphIndex, node: Any) -> Found | None:
+    """The BN layer ``node`` normalises with (a fused op, or the ``Rsqrt`` of the unfused pattern), or None."""
+    if node.op in FUSED_BN:
+        return _fused(index, node)
+    if node.op == "Rsqrt":
+        return _unfused(index, node)
+    return None
 
 
 def _fused(index: GraphIndex, node: Any) -> Found:
@@ -65,21 +98,23 @@ def _fused(index: GraphIndex, node: Any) -> Found:
         if op:
             updates[role] = op
     epsilon = node.attr["epsilon"].f if "epsilon" in node.attr else FUSED_DEFAULT_EPSILON
-    return found, updates, epsilon
+    return Found(found, updates, epsilon, f"{node.op} with is_training=true" if is_training(node) else "")
 
 
 def _unfused(index: GraphIndex, rsqrt: Any) -> Found:
     """The tf.nn.batch_normalization pattern around one Rsqrt node."""
     add = index.nodes.get(input_name(rsqrt.input[0])) if rsqrt.input else None
     if add is None or add.op not in ADD_OPS or len(add.input) != 2:
-        return {}, {}, None
+        return NOT_BN
     constants = [index.scalar(ref) for ref in add.input]
     if constants.count(None) != 1:
-        return {}, {}, None
+        return NOT_BN
     epsilon = next(c for c in constants if c is not None)
     found: dict[str, Any] = {}
     updates: dict[str, str] = {}
-    found["moving_variance"], op = _statistic(index, add.input[constants.index(None)])
+    variance = add.input[constants.index(None)]
+    found["moving_variance"], op = _statistic(index, variance)
+    batched = not _reads_statistic(index, variance)
     if op:
         updates["moving_variance"] = op
     scaled = rsqrt
@@ -103,14 +138,24 @@ def _unfused(index: GraphIndex, rsqrt: Any) -> Found:
             if op:
                 updates["moving_mean"] = op
             break
-    return found, updates, epsilon
+    # batch statistics: averaged into a moving statistic, or (a frozen training graph keeps no moving statistics)
+    # the moments of the batch
+    batched = batched and (found["moving_variance"] is not None or index.batch_mean_above(variance))
+    return Found(found, updates, epsilon, "the moments of the batch (unfused)" if batched else "")
+
+
+def _reads_statistic(index: GraphIndex, ref: str) -> bool:
+    """Whether an input reads a variable or a constant (the moving statistic), not a tensor computed from the
+    batch."""
+    node = index.source(ref)
+    return node is not None and not is_empty_const(node)
 
 
 def _scope(name: str) -> str:
     return name.rpartition("/")[0]
 
 
-def _layer_name(members: dict[str, str], op: str) -> str:
+def layer_name(members: dict[str, str], op: str) -> str:
     scopes = {_scope(name) for name in members.values()}
     if len(scopes) == 1 and (scope := scopes.pop()):
         return scope
@@ -122,7 +167,7 @@ def find_bn_layers(index: GraphIndex) -> list[GraphLayer]:
     both branches of a ``cond``, counts once), also inside the branch functions of ``If`` nodes."""
     layers: dict[frozenset[tuple[str, str]], GraphLayer] = {}
     _scan(index, layers, "", _FUNCTION_DEPTH)
-    return _dedupe(list(layers.values()))
+    return dedupe_layers(list(layers.values()))
 
 
 _FUNCTION_DEPTH = 4
@@ -135,10 +180,9 @@ def _scan(
     depth: int,
 ) -> None:
     for node in index.nodes.values():
-        if node.op in FUSED_BN:
-            found, updates, epsilon = _fused(index, node)
-        elif node.op == "Rsqrt":
-            found, updates, epsilon = _unfused(index, node)
+        reading = normalisation(index, node)
+        if reading is not None:
+            found, updates, epsilon = reading.sources, reading.updates, reading.epsilon
         elif node.op in IF_OPS and depth:
             for attr in ("then_branch", "else_branch"):
                 found = index.branch(node, attr)
@@ -154,11 +198,11 @@ def _scan(
         if key not in layers:
             op = f"{where}{node.name}"
             layers[key] = GraphLayer(
-                _layer_name(members, op), members, attribute_number(epsilon), op, {} if where else updates
+                layer_name(members, op), members, attribute_number(epsilon), op, {} if where else updates
             )
 
 
-def _dedupe(layers: list[GraphLayer]) -> list[GraphLayer]:
+def dedupe_layers(layers: list[GraphLayer]) -> list[GraphLayer]:
     """Keep the fullest reading of a layer seen by several ops (training and inference branches), in graph order."""
     fullest = sorted(layers, key=lambda layer: -len(layer.members))
     kept: list[GraphLayer] = []

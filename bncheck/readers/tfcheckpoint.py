@@ -111,7 +111,8 @@ def _object_variables(bundle: Bundle, graph: Any) -> list[Variable]:
                 slots.setdefault(original, []).append((ref.slot_name, slot))
                 slot_keys.add(slot)
     # Keras 3 model.export() tracks each variable twice, as variables/N and _all_variables/N: keep one.
-    aliases = {k for k in full_name if k.startswith(EXPORT_ALIASES) and full_name[k] in _names_outside(full_name)}
+    outside = _names_outside(full_name)
+    aliases = {k for k in full_name if k.startswith(EXPORT_ALIASES) and full_name[k] in outside}
     # A full_name shared by two variables (two models in one checkpoint) cannot name a layer.
     counts = Counter(name for key, name in full_name.items() if key not in aliases)
     variables, variable = [], _variables(bundle)

@@ -25,7 +25,8 @@ from ..findings import Finding, Severity
 from ..layers import BNLayer
 from ..thresholds import Thresholds
 
-Hit = tuple[str | None, str] | tuple[str | None, str, Severity]
+# (layer or None for the model, message[, severity (None: the rule's)[, the fix, where the finding knows better]])
+Hit = tuple[str | None, str] | tuple[str | None, str, Severity | None] | tuple[str | None, str, Severity | None, str]
 
 
 class Kind(Enum):
@@ -144,9 +145,9 @@ class Rule(Generic[Subject, Ctx]):
         found = []
         fix = None  # most layers have no finding: spelled only when there is one
         for hit in self.check(subject, context):
-            severity = hit[2] if len(hit) == 3 else self.severity
+            severity = hit[2] if len(hit) >= 3 and hit[2] is not None else self.severity
             fix = self.fix_for(context.framework) if fix is None else fix
-            found.append(Finding(self.code, self.name, severity, hit[0], hit[1], fix))
+            found.append(Finding(self.code, self.name, severity, hit[0], hit[1], hit[3] if len(hit) == 4 else fix))
         return found
 
 

@@ -31,8 +31,8 @@ def missing_moving_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
 
     Silence: ``--ignore BN001`` (e.g. a model that uses batch statistics at inference).
     """
-    if not ({"gamma", "beta"} & layer.variables.keys()):
-        return
+    if not ({"gamma", "beta"} & layer.variables.keys()) or layer.hints.training_in:
+        return  # (an inference graph that normalises with batch statistics needs none: BN013 says so)
     missing = [role for role in ("moving_mean", "moving_variance") if role not in layer.variables]
     if missing:
         present = "/".join(role for role in ("gamma", "beta") if role in layer.variables)
