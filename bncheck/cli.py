@@ -194,7 +194,12 @@ def _echo_errors(errors: list[str], fmt: str, output: str | None) -> None:
 @click.option("--baseline", type=click.Path(dir_okay=False), help="A previous json report: its findings do not fail.")
 @click.option("--all", "show_all", is_flag=True, help="List every layer and finding, even in large models.")
 @click.option("--meta", type=click.Path(dir_okay=False), help="Training graph (.meta) [default: beside PATH].")
-@click.option("--no-graph", is_flag=True, help="Ignore the training graph (.meta, SavedModel): value rules only.")
+@click.option(
+    "--no-graph",
+    is_flag=True,
+    help="Ignore the graph (.meta; a SavedModel's training graph and signatures): value rules only, "
+    "so SavedModel signatures are not checked for BN013.",
+)
 def inspect(
     paths: tuple[str, ...],
     fmt: str,
