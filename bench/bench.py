@@ -77,7 +77,10 @@ INPUTS = (
     *(Input(f"TF1 {n * 4:,} BN variables", DATA / name / "model.ckpt", "ckpt") for name, n in CURVE.items()),
     Input("2 GiB data file, 4 BN layers", DATA / "big" / "model.ckpt", "ckpt"),
     Input("ResNet-152 SavedModel (model.export)", DATA / "resnet152_export", "savedmodel"),
+    Input("ResNet-152 PyTorch state dict (.pt)", DATA / "resnet152_torch.pt", "torch"),
+    Input("ResNet-152 PyTorch state dict (.safetensors)", DATA / "resnet152_torch.safetensors", "torch"),
 )
+TORCH_BLOCKS = (3, 8, 36, 3)  # ResNet-152's bottleneck blocks per stage, as torchvision builds it
 
 
 def _trained_like(rng, channels: int) -> dict:  # type: ignore[no-untyped-def]
@@ -97,7 +100,8 @@ def generate() -> None:
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
-    resnet = [spec for spec in INPUTS if spec.label.startswith("ResNet-152")]
+    generate_torch(rng)
+    resnet = [spec for spec in INPUTS if spec.label.startswith("ResNet-152") and spec.kind != "torch"]
     if not all(spec.exists for spec in resnet):
         import keras
 
@@ -148,6 +152,70 @@ def generate() -> None:
         save(big.path, tensors)
         del tensors
         print("wrote the 2 GiB checkpoint", flush=True)
+
+
+def generate_torch(rng) -> None:  # type: ignore[no-untyped-def]
+    """torchvision's ResNet-152 state dict (its keys and shapes, built with torch.nn), trained-looking BN."""
+    pt, st = (spec.path for spec in INPUTS if spec.kind == "torch")
+    if pt.is_file() and st.is_file():
+        return
+    import torch
+    from safetensors.torch import save_file
+
+    state: dict = {}  # type: ignore[type-arg]
+
+    def conv(name: str, out: int, inp: int, k: int) -> None:
+        state[f"{name}.weight"] = torch.nn.Conv2d(inp, out, k, bias=False).weight.detach()
+
+    def bn(name: str, channels: int) -> None:
+        for role, value in _trained_like(rng, channels).items():
+            key = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
+            state[f"{name}.{key[role]}"] = torch.from_numpy(value)
+        state[f"{name}.num_batches_tracked"] = torch.tensor(450_000)
+
+    conv("conv1", 64, 3, 7)
+    bn("bn1", 64)
+    inplanes = 64
+    for stage, (blocks, planes) in enumerate(zip(TORCH_BLOCKS, (64, 128, 256, 512), strict=True), start=1):
+        for block in range(blocks):
+            prefix = f"layer{stage}.{block}"
+            conv(f"{prefix}.conv1", planes, inplanes, 1)
+            bn(f"{prefix}.bn1", planes)
+            conv(f"{prefix}.conv2", planes, planes, 3)
+            bn(f"{prefix}.bn2", planes)
+            conv(f"{prefix}.conv3", planes * 4, planes, 1)
+            bn(f"{prefix}.bn3", planes * 4)
+            if block == 0:
+                conv(f"{prefix}.downsample.0", planes * 4, inplanes, 1)
+                bn(f"{prefix}.downsample.1", planes * 4)
+            inplanes = planes * 4
+    state["fc.weight"] = torch.nn.Linear(2048, 1000).weight.detach()
+    state["fc.bias"] = torch.zeros(1000)
+    DATA.mkdir(parents=True, exist_ok=True)
+    torch.save(state, pt)
+    save_file(state, st)
+    print(f"wrote the ResNet-152 PyTorch inputs: {len(state)} tensors", flush=True)
+
+
+def torch_equivalent(path: str) -> None:
+    """torch.load (weights_only) or safetensors, every BN tensor, bncheck's summaries."""
+    import torch
+
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+    else:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    names = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+    layers: dict[str, dict] = {}  # type: ignore[type-arg]
+    for key, value in state.items():
+        prefix, _, leaf = key.rpartition(".")
+        if leaf in names:
+            layers.setdefault(prefix, {})[names[leaf]] = value.numpy()
+    bn = {name: values for name, values in layers.items() if "moving_mean" in values}
+    results = [_summaries(name, values) for name, values in bn.items()]
+    print(f"{len(results)} BN layers, {sum(r['never_updated'] for r in results)} never updated")
 
 
 # --------------------------------------------------------------------------- the TensorFlow equivalent
@@ -245,6 +313,8 @@ def tools_for(spec: Input) -> list[Tool]:
         module = "tensorflow.python.tools.inspect_checkpoint"
         tools.append(Tool("inspect_checkpoint (names)", [sys.executable, "-m", module, f"--file_name={path}"]))
         tools.append(Tool("TF script (same summaries)", [sys.executable, __file__, "tf-equivalent", path, "ckpt"]))
+    elif spec.kind == "torch":
+        tools.append(Tool("torch.load (same summaries)", [sys.executable, __file__, "torch-equivalent", path]))
     elif spec.kind == "savedmodel":
         command = [sys.executable, __file__, "tf-equivalent", path, spec.kind]
         tools.append(Tool("tf.saved_model.load (same summaries)", command))
@@ -275,6 +345,14 @@ def machine() -> list[str]:
 
 def describe(spec: Input) -> str:
     """A row of the inputs table: files on disk, tensors, BN bytes (what bncheck reads and holds)."""
+    if spec.kind == "torch":
+        sys.path.insert(0, str(HERE.parent))
+        from bncheck.readers import open_model
+
+        model = open_model(str(spec.path))
+        bn = sum(v.size * 4 for v in model.variables)
+        model.close()
+        return f"| {spec.label} | {spec.path.stat().st_size / 2**20:,.0f} | - | {bn / 2**20:.1f} |"
     if spec.kind == "savedmodel":
         size = sum(p.stat().st_size for p in spec.path.rglob("*") if p.is_file())
         return f"| {spec.label} | {size / 2**20:,.0f} | - | - |"
@@ -297,7 +375,7 @@ def _mb(value: float) -> str:
 
 
 def targets(help_tool: Tool, deps_tool: Tool, table: list[tuple[Input, list[Tool]]]) -> list[str]:
-    """Each target (issues 7, 13 and 15) with what was measured, and whether it is met."""
+    """Each target (issues 7, 13, 15 and 16) with what was measured, and whether it is met."""
     by_label = {spec.label: {tool.label: tool for tool in tools} for spec, tools in table}
     resnet = by_label["ResNet-152 TF2 checkpoint"]
     ratio = resnet["TF script (same summaries)"].wall / resnet["bncheck inspect"].wall
@@ -314,8 +392,21 @@ def targets(help_tool: Tool, deps_tool: Tool, table: list[tuple[Input, list[Tool
         for label, tools in by_label.items()
         if label.startswith("ResNet-152 .")
     }
+    torch_rows = []
+    for label, tools in by_label.items():
+        if label.startswith("ResNet-152 PyTorch"):
+            slowest = max(tools["bncheck inspect"], tools["bncheck inspect --format json"], key=lambda t: t.wall)
+            speedup = tools["torch.load (same summaries)"].wall / tools["bncheck inspect"].wall
+            torch_rows.append(
+                (
+                    f"{label}: at most 0.3 s and 100 MB, at least 10x faster than torch.load",
+                    f"{slowest.wall:.3f} s, {_mb(slowest.rss)} MB, {speedup:.1f}x",
+                    slowest.wall <= 0.3 and slowest.rss < 100 * 2**20 and speedup >= 10,
+                )
+            )
     rows = [
         ("ResNet-152 checkpoint: bncheck at least 10x faster than the TF script", f"{ratio:.1f}x", ratio >= 10),
+        *torch_rows,
         ("ResNet-152 checkpoint: at most 0.35 s", f"{resnet_wall:.3f} s", resnet_wall <= 0.35),
         *(
             (f"{label}: at most 0.5 s (table and json)", f"{wall:.3f} s", wall <= 0.5)
@@ -340,12 +431,36 @@ def targets(help_tool: Tool, deps_tool: Tool, table: list[tuple[Input, list[Tool
     return lines + [f"| {what} | {measured} | {'yes' if ok else '**no**'} |" for what, measured, ok in rows]
 
 
+def only(text: str, runs: int) -> None:
+    """Time the inputs whose label holds ``text`` (their own inputs written if missing); print, write nothing."""
+    specs = [spec for spec in INPUTS if text in spec.label]
+    if not all(spec.exists for spec in specs):
+        kinds = {spec.kind for spec in specs}
+        subprocess.run([sys.executable, __file__, "generate-torch" if kinds == {"torch"} else "generate"], check=True)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", NO_COLOR="1")
+    compileall.compile_dir(str(HERE.parent / "bncheck"), quiet=1)
+    table = [(spec, tools_for(spec)) for spec in specs]
+    for repetition in range(runs + 1):
+        for _, tools in table:
+            for tool in tools:
+                sample = run_once(tool.command, env)
+                if repetition:
+                    tool.samples.append(sample)
+    for spec, tools in table:
+        for tool in tools:
+            ratio = f"{tool.wall / tools[0].wall:.1f}x" if not tool.label.startswith("bncheck") else ""
+            print(f"| {spec.label} | {tool.label} | {tool.wall:.3f} | {_mb(tool.rss)} | {ratio} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=5, help="timed repetitions (median reported; default 5)")
     parser.add_argument("--generate", action="store_true", help="only write the missing inputs")
     parser.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.name}")
+    parser.add_argument("--only", metavar="TEXT", help="time only the inputs whose label holds TEXT; write nothing")
     args = parser.parse_args()
+    if args.only:
+        return only(args.only, args.runs)
     if not all(i.exists for i in INPUTS):
         subprocess.run([sys.executable, __file__, "generate"], check=True)
     if args.generate:
@@ -392,7 +507,7 @@ def main() -> None:
         slope = f"{1000 * (tool.wall - previous[1]) / ((count - previous[0]) / 1000):.1f}" if previous else ""
         out.append(f"| {count:,} | {tool.wall:.3f} | {_mb(tool.rss)} | {slope} |")
         previous = (count, tool.wall)
-    out += ["", "Targets (issues 7, 13 and 15), from the medians above:", "", *targets(help_tool, deps_tool, table)]
+    out += ["", "Targets (issues 7, 13, 15 and 16), from the medians above:", "", *targets(help_tool, deps_tool, table)]
     out += ["", "Inputs:", "", "| input | files (MiB) | tensors | BN values (MiB) |", "|---|---:|---:|---:|"]
     out += [describe(spec) for spec in INPUTS]
     report = "\n".join(out)
@@ -419,6 +534,12 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "generate":
         generate()
+    elif len(sys.argv) > 1 and sys.argv[1] == "generate-torch":
+        import numpy as np
+
+        generate_torch(np.random.default_rng(0))
+    elif len(sys.argv) > 1 and sys.argv[1] == "torch-equivalent":
+        torch_equivalent(sys.argv[2])
     elif len(sys.argv) > 1 and sys.argv[1] == "tf-equivalent":
         tf_equivalent(sys.argv[2], sys.argv[3])
     else:

@@ -205,6 +205,9 @@ def _training_evidence(step: int | None, model: ModelFile, layers: list[BNLayer]
     """Why we believe the model was trained at all: a step count, or gamma/beta that moved in some layer."""
     if step and model.step is not None:
         return f"{model.step.source} = {step}"
+    counted = [layer.hints.batches_tracked for layer in layers if layer.hints.batches_tracked]
+    if counted:
+        return f"num_batches_tracked up to {max(counted)} in {len(counted)} BN layer(s)"
     moved = [layer.name for layer in layers if any(layer.at_initial(role) is False for role in ("gamma", "beta"))]
     if moved:  # (at_initial is False for NaN too: a NaN moved)
         return f"gamma/beta moved in {len(moved)} other layer(s), e.g. {moved[0]}"

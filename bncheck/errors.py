@@ -21,3 +21,8 @@ class IntegrityError(FormatError):
 
 class ConfigError(BncheckError):
     """Invalid configuration, in a file or on the command line."""
+
+
+class UnsafeFileError(InputError):
+    """Loading the file with its framework would run code it carries (a pickle naming ``os.system``): refused,
+    whatever else it holds."""

@@ -21,6 +21,7 @@ class Framework(Enum):
     TF2 = "TF2"  # tf.train.Checkpoint / tf.saved_model in eager TF2: object-based checkpoints, TF2 SavedModels
     KERAS = "Keras"  # model.fit / model.save: .keras, .h5, .weights.h5
     ONNX = "ONNX"  # an exporter's model (torch.onnx, tf2onnx)
+    TORCH = "PyTorch"  # torch.save state dicts and modules, safetensors
 
     @property
     def label(self) -> str:
@@ -32,6 +33,7 @@ _FRAMEWORK_LABELS = {
     Framework.TF2: "TF2 (tf.train.Checkpoint, tf.saved_model, custom training loops)",
     Framework.KERAS: "Keras (model.fit, .keras/.h5 files)",
     Framework.ONNX: "ONNX (models exported by torch.onnx or tf2onnx)",
+    Framework.TORCH: "PyTorch (torch.save state dicts, safetensors)",
 }
 
 
@@ -82,6 +84,7 @@ class LayerHints:
     training_mode: bool = False  # an exported node that computes batch statistics (ONNX training_mode=1)
     training_in: tuple[BatchStatistics, ...] = ()  # where an exported graph does so (a signature, a frozen graph)
     unmapped: tuple[str, ...] = ()  # roles the file may hold under a name it cannot map (gamma or beta: vars/0)
+    batches_tracked: int | None = None  # PyTorch's num_batches_tracked: how many times the statistics were updated
 
 
 NO_HINTS = LayerHints()
@@ -145,8 +148,8 @@ class Step:
 
     @property
     def counts_updates(self) -> bool:
-        """Whether it counts updates (``save_counter`` counts saves)."""
-        return not self.source.endswith("save_counter")
+        """Whether it counts updates (``save_counter`` counts saves, ``epoch`` epochs)."""
+        return not self.source.endswith(("save_counter", "epoch"))
 
 
 @dataclass(frozen=True)

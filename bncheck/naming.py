@@ -24,3 +24,7 @@ def debiased_statistic(shadow_scope: str, known: Container[str]) -> str | None:
         if candidate in known:
             return candidate
     return None
+
+
+# A sharded checkpoint's index, as Hugging Face names it: model.safetensors.index.json, pytorch_model.bin.index.json
+INDEX_SUFFIX = ".index.json"

@@ -41,7 +41,7 @@ def _check_range(name: str, value: float, origin: str, spelled: str | None = Non
 
 
 @dataclass(frozen=True)
-class Thresholds:
+class Thresholds:  # (see framework_defaults for the frameworks whose BN defaults are not Keras's)
     """Numbers the value rules compare against (defaults documented in each rule; valid ranges in RANGES)."""
 
     default_momentum: float = 0.99  # Keras and tf.layers default when a file does not record it
@@ -80,3 +80,20 @@ class Thresholds:
                 raise ConfigError(f"{origin}: threshold '{key}' must be a number, not {value!r}") from None
             _check_range(name, changes[name], origin, key)
         return replace(self, **changes)
+
+
+# BN defaults of frameworks other than Keras/TensorFlow (momentum as the weight of the history, as Keras
+# spells it), used where a file does not record its own and the thresholds are left at Keras's defaults.
+FRAMEWORK_DEFAULTS: dict[str, tuple[float, float, str]] = {
+    "PyTorch": (0.9, 1e-5, "PyTorch's default momentum=0.1, the weight of each new batch"),
+}
+
+
+def framework_defaults(thresholds: Thresholds, framework: str | None) -> tuple[float, float, str]:
+    """(momentum, epsilon, how the momentum default is named) for a file of ``framework`` (its value)."""
+    keras = Thresholds()
+    own = FRAMEWORK_DEFAULTS.get(framework or "")
+    momentum, epsilon = thresholds.default_momentum, thresholds.default_epsilon
+    if own is None or (momentum, epsilon) != (keras.default_momentum, keras.default_epsilon):
+        return momentum, epsilon, "framework default"
+    return own

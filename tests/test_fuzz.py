@@ -45,6 +45,14 @@ TARGETS = [
     # appended, so that the targets of the kept @examples keep their indices
     ("exports/tf2_serving_training", ".", ["saved_model.pb"]),  # TF2 function library, signatures, object graph
     ("exports/frozen_default_true/frozen.pb", "frozen.pb", ["frozen.pb"]),  # TF1 cond around the BN ops
+    ("torch/healthy.pt", "healthy.pt", ["healthy.pt"]),  # torch.save zip: data.pkl, storages, central directory
+    ("torch/healthy_legacy.pt", "healthy_legacy.pt", ["healthy_legacy.pt"]),  # five pickles, then storages
+    ("torch/healthy.safetensors", "healthy.safetensors", ["healthy.safetensors"]),  # header length, JSON, offsets
+    (
+        "torch/sharded",
+        "model.safetensors.index.json",
+        ["model.safetensors.index.json", "model-00001-of-00002.safetensors"],
+    ),
 ]
 MUTATIONS = ("flip", "overwrite", "truncate", "insert", "zero")
 
@@ -156,5 +164,7 @@ def run_case(worker: Worker, target: int, file: int, kind: str, where: float, pa
 # Found by the fuzzer (h5py's RuntimeError escaping the Keras readers), fixed, kept:
 @example(target=4, file=0, kind="insert", where=0.5, payload=b"\0")
 @example(target=4, file=0, kind="insert", where=0.0156, payload=b"\0")
+# Found by the fuzzer (zipfile's UnicodeDecodeError on a damaged member name of a torch zip), fixed, kept:
+@example(target=14, file=0, kind="flip", where=0.953125, payload=b"\x80")
 def test_mutated_fixtures_give_an_error_or_a_report(worker: Worker, target, file, kind, where, payload) -> None:
     run_case(worker, target, file, kind, where, payload)

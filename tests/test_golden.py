@@ -55,6 +55,9 @@ CASES = (
     Case("inspect/onnx_training_mode", ("inspect", "fixtures/graphs/onnx/training_mode.onnx"), INSPECT),
     Case("inspect/tf2_serving_training", ("inspect", "fixtures/exports/tf2_serving_training"), INSPECT),
     Case("inspect/frozen_default_true", ("inspect", "fixtures/exports/frozen_default_true/frozen.pb"), INSPECT),
+    Case("inspect/torch_eval_mode", ("inspect", "fixtures/torch/eval_mode.pt"), INSPECT),
+    Case("inspect/torch_barely", ("inspect", "fixtures/torch/barely.pt"), INSPECT),
+    Case("inspect/torch_lightning", ("inspect", "fixtures/torch/lightning.ckpt"), INSPECT),
     Case("inspect/tf1_many_vars", ("inspect", "fixtures/tf1_many_vars"), (*TABLES, "github")),  # its json: 2 MB
     Case("inspect/mmd_gan", ("inspect", "denoise_bn_bug_index_meta/models/trained/mmd_gan.ckpt"), INSPECT, True),
     Case("inspect/svhn", ("inspect", "svhn_slim_index_meta/checkpoint"), INSPECT, True),
@@ -69,6 +72,17 @@ CASES = (
             "fixtures/diff/finetune_drift/b",
             "--frozen",
             "batch_normalization*",
+        ),
+        DIFF,
+    ),
+    Case(
+        "diff/torch_frozen_backbone",
+        (
+            "diff",
+            "fixtures/torch/diff/base.pt",
+            "fixtures/torch/diff/finetuned_requires_grad.pt",
+            "--frozen",
+            "backbone.*",
         ),
         DIFF,
     ),

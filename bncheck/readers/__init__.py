@@ -4,7 +4,8 @@ Accepted: a checkpoint prefix (``model.ckpt``, ``ckpt-60``), any of its files
 (``.index``, ``.data-NNNNN-of-NNNNN``, ``.meta``), a SavedModel directory (its
 ``variables/`` bundle), any directory holding exactly one model (as :mod:`.discover` finds
 them: a ``checkpoint`` state file's latest checkpoint, one prefix, one Keras file...), a
-frozen GraphDef (``.pb``) and an ONNX model (``.onnx``).
+frozen GraphDef (``.pb``), an ONNX model (``.onnx``), a ``torch.save`` file and a safetensors file or
+sharded checkpoint (:mod:`.formats` lists them).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ prefix, however many of their files (``.index``, ``.data-*``, ``.meta``) there a
 directory with a ``checkpoint`` state file, prefixes that differ only in a ``-N`` step, or
 that the state file lists as one run, are steps of one model: the latest (the one the state
 file names) is inspected and a note names the others; different prefixes are different
-models. Keras and ONNX files count by suffix, ``.pb`` files when they start like a GraphDef.
+models. Keras, ONNX, PyTorch and safetensors files count by suffix (PyTorch's ``.bin``, ``.ckpt`` and
+``.tar`` by content), ``.pb`` files when they start like a GraphDef; a sharded checkpoint is its index
+(``*.index.json``), its shards not counted again.
 Symbolic links are followed, each real directory once; a link into the scanned tree or to
 one of its ancestors is not followed (what it points to is scanned, or holds the scan).
 """
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..naming import INDEX_SUFFIX
 from .formats import scanned_as_model
 from .lfs import refuse_pointer
 
@@ -55,7 +58,7 @@ def find_models(path: str, exclude: tuple[str, ...] = ()) -> list[Found]:
     if not found:
         raise InputError(
             f"{path}: no model found in this directory (looked for TensorFlow checkpoints, SavedModels, "
-            ".keras, .h5, .pb and .onnx files)"
+            ".keras, .h5, .pb, .onnx, PyTorch (.pt, .pth; .bin, .ckpt, .tar by content) and .safetensors files)"
         )
     return found
 
@@ -83,6 +86,10 @@ def _files_of(target: Path) -> Iterator[Path]:
             yield from (Path(current) / name for name in files)
         return
     match = _CHECKPOINT_FILE.match(target.name)
+    if target.is_file() and target.name.endswith(INDEX_SUFFIX):
+        yield target
+        yield from (target.parent / name for name in _shards(target.parent, [target.name]))
+        return
     if target.is_file() and not match:
         yield from _files_of(target.parent) if target.name == "saved_model.pb" else (target,)
         return
@@ -119,8 +126,28 @@ def _scan(root: Path, exclude: tuple[str, ...]) -> list[Found]:
             found += _state_directory(here, _prefixes(files))
         else:
             found += [Found(str(here / prefix), str(here / prefix)) for prefix in _prefixes(files)]
-        found += [Found(str(here / f), str(here / f)) for f in sorted(files) if scanned_as_model(here / f)]
+        shards = _shards(here, files)
+        found += [
+            Found(str(here / f), str(here / f)) for f in sorted(files) if f not in shards and scanned_as_model(here / f)
+        ]
     return [m for m in found if m.path == str(root) or not _excluded(Path(m.path), root, exclude)]
+
+
+def _shards(directory: Path, files: list[str]) -> set[str]:
+    """The files of ``directory`` that a sharded checkpoint's index names: parts of that model, not models."""
+    indexes = [name for name in files if name.endswith(INDEX_SUFFIX)]
+    if not indexes:
+        return set()
+    from ..errors import BncheckError
+    from .safetensors_file import index_shards
+
+    shards: set[str] = set()
+    for name in indexes:
+        try:
+            shards.update(index_shards(directory / name).values())
+        except BncheckError:
+            continue  # reported when the index itself is read
+    return shards
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

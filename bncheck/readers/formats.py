@@ -6,7 +6,7 @@ entry of FILE_FORMATS: the one place where a format is wired in. Its reader modu
 a file of the format is read; its ``reads`` check looks at the first bytes only (the signature that
 :func:`.sniff.file_kind` found, or the suffix). Entries are tried in order and the first that claims a file
 reads it: a narrower claim goes before a wider one (the Keras entry claims every zip, so that a zip of no
-known kind is told it is not a .keras archive; a PyTorch zip, recognised by its ``data.pkl`` member, would go
+known kind is told it is not a .keras archive; a PyTorch zip, recognised by its ``data.pkl`` member, goes
 before it).
 
 Adding a format: a reader module ``readers/<name>.py`` with a function ``(path: Path, shown: str) ->
@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ..naming import INDEX_SUFFIX
 
 if TYPE_CHECKING:
     from ..facts import ModelFile
@@ -59,7 +61,45 @@ def _scanned_graph(path: Path) -> bool:
     return looks_like_graph_def(path)
 
 
+def _torch(path: Path, signature: str | None) -> bool:
+    from .torch_file import is_legacy, is_torch_zip
+
+    if signature == "zip":  # (a damaged zip named .pt is a damaged torch file, not a damaged .keras)
+        return is_torch_zip(path) or path.suffix.lower() in (".pt", ".pth")
+    return path.suffix.lower() in (".pt", ".pth") or (signature is None and is_legacy(path))
+
+
+def _scanned_torch(path: Path) -> bool:
+    """A ``.bin``, ``.ckpt`` or ``.tar`` file that torch.save wrote (by its content)."""
+    if path.suffix.lower() not in (".bin", ".ckpt", ".tar"):
+        return False
+    from .torch_file import is_legacy, is_torch_zip
+
+    return is_legacy(path) or is_torch_zip(path)
+
+
+def _safetensors(path: Path, signature: str | None) -> bool:
+    from .safetensors_file import is_index, looks_like_safetensors
+
+    if path.suffix.lower() == ".safetensors" or is_index(path):
+        return True
+    return signature is None and looks_like_safetensors(path)
+
+
 FILE_FORMATS = (
+    FileFormat(
+        "PyTorch torch.save files (.pt/.pth/.bin/.ckpt..., zip or legacy)",
+        (".pt", ".pth"),
+        _torch,
+        ".torch_file:read_torch_file",
+        _scanned_torch,
+    ),
+    FileFormat(
+        "safetensors files and sharded checkpoints (model.safetensors.index.json, pytorch_model.bin.index.json)",
+        (".safetensors", f".safetensors{INDEX_SUFFIX}", f".bin{INDEX_SUFFIX}"),
+        _safetensors,
+        ".safetensors_file:read_safetensors",
+    ),
     FileFormat("Keras .keras archives", (".keras",), lambda p, s: s == "zip", ".keras:read_keras_archive"),
     FileFormat(
         "Keras 3 .weights.h5 and Keras 2 / tf.keras HDF5 (.h5/.hdf5) files",

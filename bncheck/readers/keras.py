@@ -16,11 +16,8 @@ as ambiguous (only the moving statistics are then checked).
 from __future__ import annotations
 
 import io
-import os
 import re
-import struct
 import zipfile
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -47,97 +44,12 @@ from .keras_common import (
     snake_case,
 )
 from .steps import StepCounter, find_step
+from .zipmembers import ZIP_ERRORS, member_bytes, stored_member
 
 CONTAINERS = ("layers", "_layer_checkpoint_dependencies")
 NOT_LAYERS = re.compile(r"^(optimizer|.*metric.*|loss_tracker|_?tracker.*)$")
 _BN_GROUP = re.compile(r"^batch_normalization(_\d+)?$")
 WEIGHTS_MEMBER = "model.weights.h5"
-
-
-MAX_MEMBER_BYTES = 16 * 1024**3
-MAX_RATIO = 200  # weights barely compress; a member that inflates more than this is a zip bomb
-
-
-def _member(archive: zipfile.ZipFile, name: str, shown: str) -> bytes:
-    """One member, read in memory only if its declared size is plausible, and checked against it."""
-    info = archive.getinfo(name)
-    ratio = info.file_size / max(info.compress_size, 1)
-    if info.file_size > MAX_MEMBER_BYTES or (info.file_size > 1024**2 and ratio > MAX_RATIO):
-        raise FormatError(
-            f"{shown}: {name} claims {info.file_size} bytes from {info.compress_size} compressed (a zip bomb?); refused"
-        )
-    with archive.open(info) as stream:
-        data = stream.read(info.file_size + 1)
-    if len(data) != info.file_size:
-        raise FormatError(f"{shown}: {name} holds {len(data)} bytes, not the {info.file_size} its entry claims")
-    return data
-
-
-class _Window(io.RawIOBase):
-    """Read-only, seekable view of ``size`` bytes at ``start`` of a file, read on demand (for h5py)."""
-
-    def __init__(self, path: str, start: int, size: int) -> None:
-        super().__init__()
-        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 (closed with the window)
-        self._start, self._size, self._pos = start, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        position = offset + (0, self._pos, self._size)[whence]
-        if position < 0:
-            raise ValueError(f"negative seek position {position}")
-        self._pos = position
-        return position
-
-    def readinto(self, buffer: Any) -> int:
-        count = min(len(buffer), self._size - self._pos)
-        if count <= 0:
-            return 0
-        data = os.pread(self._file.fileno(), count, self._start + self._pos)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
-
-
-def _stored_member(path: str, info: zipfile.ZipInfo, shown: str) -> _Window | None:
-    """An uncompressed member as a window on the archive, its CRC-32 checked as zipfile would (streamed,
-    so memory does not grow with the file); None for a compressed or encrypted member (read in memory)."""
-    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
-        return None
-    with open(path, "rb") as archive:
-        archive.seek(info.header_offset)
-        header = archive.read(30)
-        if len(header) < 30 or header[:4] != b"PK\x03\x04":
-            raise zipfile.BadZipFile(f"bad local file header of {info.filename}")
-        name_length, extra_length = struct.unpack("<HH", header[26:30])
-        start = info.header_offset + 30 + name_length + extra_length
-        archive.seek(start)
-        crc, left, chunk = 0, info.file_size, bytearray(1 << 20)
-        while left > 0:
-            count = archive.readinto(memoryview(chunk)[: min(left, len(chunk))])
-            if not count:
-                break
-            crc = zlib.crc32(memoryview(chunk)[:count], crc)
-            left -= count
-    if left:
-        raise FormatError(
-            f"{shown}: {info.filename} holds {info.file_size - left} bytes, not the {info.file_size} its entry claims"
-        )
-    if crc != info.CRC:
-        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
-    return _Window(path, start, info.file_size)
 
 
 def read_keras_archive(path: str, shown: str) -> ModelFile:
@@ -147,11 +59,11 @@ def read_keras_archive(path: str, shown: str) -> ModelFile:
             members = set(archive.namelist())
             if WEIGHTS_MEMBER not in members:
                 raise FormatError(f"{shown}: a zip without {WEIGHTS_MEMBER}; not a Keras .keras archive")
-            config_text = _member(archive, "config.json", shown) if "config.json" in members else None
-            metadata = _member(archive, "metadata.json", shown) if "metadata.json" in members else None
+            config_text = member_bytes(archive, "config.json", shown) if "config.json" in members else None
+            metadata = member_bytes(archive, "metadata.json", shown) if "metadata.json" in members else None
             info = archive.getinfo(WEIGHTS_MEMBER)
-            weights = _stored_member(path, info, shown) or io.BytesIO(_member(archive, WEIGHTS_MEMBER, shown))
-    except (zipfile.BadZipFile, zlib.error, OSError, RuntimeError, NotImplementedError, EOFError) as exc:
+            weights = stored_member(path, info, shown) or io.BytesIO(member_bytes(archive, WEIGHTS_MEMBER, shown))
+    except ZIP_ERRORS as exc:
         raise FormatError(f"{shown}: not a readable .keras (zip) archive ({exc})") from None
     config = parse_config(load_json(config_text, shown, "config.json")) if config_text else None
     version = None

@@ -37,6 +37,7 @@ def _layer(layer: BNLayer, codes: dict[str | None, dict[str, Severity]]) -> dict
         "momentum": _finite(layer.hints.momentum),
         "epsilon": _finite(layer.hints.epsilon),
         "frozen": not layer.hints.trainable,
+        "num_batches_tracked": layer.hints.batches_tracked,  # PyTorch's count of updates; null elsewhere
         "codes": list(codes.get(layer.name, ())),
         "unreadable": layer.unreadable,
     }

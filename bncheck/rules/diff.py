@@ -60,7 +60,9 @@ def stats_unchanged_while_trained(report: DiffReport, context: DiffContext) -> I
     placeholder) while training; tf.keras layers in a TF1 graph keep their update ops in
     ``model.updates``, not in UPDATE_OPS: add them. Keras: do not call
     ``K.set_learning_phase(0)`` before building the model; ``model.fit`` runs the updates.
-    TF2: call ``model(x, training=True)`` inside the custom training loop.
+    TF2: call ``model(x, training=True)`` inside the custom training loop. PyTorch: the
+    model ran in ``eval()`` mode while training: call ``model.train()`` before the loop
+    (and again after each validation pass).
 
     Layers declared frozen with ``--frozen`` are left to BN202. Silence: ``--ignore BN201``.
     """
@@ -92,6 +94,7 @@ BN201 = DiffRule(
         Framework.KERAS: "train with model.fit, or call self(x, training=True) in a custom train_step; tf.keras: no "
         "K.set_learning_phase(0) before building",
         Framework.ONNX: "train the source model in training mode (PyTorch: model.train()) between the two exports",
+        Framework.TORCH: "train in train mode: model.train() before the loop (not left in eval() after validation)",
     },
     check=stats_unchanged_while_trained,
 )
@@ -116,6 +119,9 @@ def frozen_layer_drift(report: DiffReport, context: DiffContext) -> Iterator[Hit
     = False`` also runs BN in inference mode; call the base model with
     ``base(x, training=False)`` when fine-tuning. TF2 custom loops: call the frozen part
     with ``training=False`` and apply gradients only to ``model.trainable_variables``.
+    PyTorch: ``requires_grad=False`` freezes weight and bias but not the statistics: a BN
+    module in train mode still updates ``running_mean``/``running_var``. Call ``.eval()`` on
+    the frozen modules after every ``model.train()``, or replace them by FrozenBatchNorm2d.
 
     Silence: narrow ``--frozen`` to the layers that must not change, or ``--ignore BN202``.
     """
@@ -148,6 +154,8 @@ BN202 = DiffRule(
         Framework.KERAS: "set layer.trainable = False and call the base model with base(x, training=False)",
         Framework.ONNX: "keep the frozen BN modules in eval() while fine-tuning (PyTorch: call .eval() on them after "
         "model.train()) and out of the optimizer",
+        Framework.TORCH: "freeze BN with module.eval() after every model.train() (or FrozenBatchNorm2d); "
+        "requires_grad=False alone still updates running_mean/running_var",
     },
     check=frozen_layer_drift,
 )

@@ -57,6 +57,7 @@ BN013 = LayerRule(
         Framework.TF1: "build the exported graph with training=False (slim: is_training=False) before freezing",
         Framework.TF2: "export a function that calls the model with training=False",
         Framework.KERAS: "export with model.export() or a tf.function calling the model with training=False",
+        Framework.TORCH: "call model.eval() before exporting or tracing",
     },
     model_wide="every BN layer is normalised with batch statistics at inference (each finding says where): the model "
     "was exported in training mode",

@@ -98,7 +98,7 @@ def extreme_amplification(layer: BNLayer, context: Context) -> Iterator[Hit]:
 
     Silence: ``--ignore BN007``; the threshold is a setting.
     """
-    epsilon = layer.hints.epsilon if layer.hints.epsilon is not None else context.thresholds.default_epsilon
+    epsilon = layer.hints.epsilon if layer.hints.epsilon is not None else context.default_epsilon
     limit = context.thresholds.amplification
     variance_stats, gamma_stats = layer.stats.get("moving_variance"), layer.stats.get("gamma")
     if variance_stats is None:

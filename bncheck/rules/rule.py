@@ -23,7 +23,7 @@ from ..deltas import DiffReport
 from ..facts import NOTHING, Framework, GraphFacts
 from ..findings import Finding, Severity
 from ..layers import BNLayer
-from ..thresholds import Thresholds
+from ..thresholds import Thresholds, framework_defaults
 
 # (layer or None for the model, message[, severity (None: the rule's)[, the fix, where the finding knows better]])
 Hit = tuple[str | None, str] | tuple[str | None, str, Severity | None] | tuple[str | None, str, Severity | None, str]
@@ -68,6 +68,18 @@ class Context:
     def training_evidence(self) -> str | None:
         """Why we believe the model was trained at all, in words; None if nothing says so."""
         return self.evidence()
+
+    @property
+    def default_momentum(self) -> tuple[float, str]:
+        """The momentum (Keras's spelling: the weight of the history) of a layer whose file does not record it,
+        and how to name it: the framework's default (PyTorch's is not Keras's) unless a setting overrides it."""
+        momentum, _, named = framework_defaults(self.thresholds, self.framework.value if self.framework else None)
+        return momentum, named
+
+    @property
+    def default_epsilon(self) -> float:
+        """The epsilon of a layer whose file does not record it (the framework's default)."""
+        return framework_defaults(self.thresholds, self.framework.value if self.framework else None)[1]
 
 
 @dataclass(frozen=True)

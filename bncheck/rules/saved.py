@@ -25,6 +25,10 @@ def missing_moving_stats(layer: BNLayer, context: Context) -> Iterator[Hit]:
     ``model.save_weights`` / ``model.save`` (they include non-trainable weights), not a
     hand-made list of ``model.trainable_weights``. TF2: ``tf.train.Checkpoint(model=model)``
     tracks every variable; a custom ``var_list`` must include ``model.non_trainable_variables``.
+    PyTorch: save ``model.state_dict()``, which holds the buffers ``running_mean`` and
+    ``running_var``; ``dict(model.named_parameters())`` or a filter on ``requires_grad`` drops them.
+    (A BN module built with ``track_running_stats=False`` has no statistics and cannot be told
+    from weight/bias by keys: bncheck does not take it for a BN layer.)
 
     With the training graph (``.meta``), the message names the cause when the graph's
     Saver leaves the statistics out (BN104).
@@ -58,6 +62,8 @@ BN001 = LayerRule(
         Framework.KERAS: "save with model.save or model.save_weights (they include the non-trainable weights), not a "
         "list of model.trainable_weights",
         Framework.ONNX: "export the whole module with its buffers (running_mean, running_var), not only its parameters",
+        Framework.TORCH: "save model.state_dict() (it holds the buffers running_mean/running_var), not "
+        "dict(model.named_parameters())",
     },
     model_wide="no BN layer has its moving statistics in the file: only the trainable variables were saved",
     model_wide_when="moving_mean and moving_variance missing",
@@ -168,6 +174,7 @@ BN012 = LayerRule(
         "TRAINABLE_VARIABLES",
         Framework.TF2: "apply gradients to model.trainable_variables only",
         Framework.KERAS: "do not make the moving statistics trainable (custom layers: add_weight(trainable=False))",
+        Framework.TORCH: "keep running_mean/running_var buffers (register_buffer), not nn.Parameter",
     },
     check=stats_have_slots,
 )

@@ -36,7 +36,21 @@ def _trained_evidence(layer: BNLayer) -> str | None:
 def _momentum(layer: BNLayer, context: Context) -> tuple[float, str]:
     if layer.hints.momentum is not None:
         return layer.hints.momentum, "recorded in the file"
-    return context.thresholds.default_momentum, "framework default; the file does not record it"
+    momentum, named = context.default_momentum
+    return momentum, f"{named}; the file does not record it"
+
+
+def _counted(layer: BNLayer) -> str:
+    """What PyTorch's num_batches_tracked says about statistics still at 0/1, or nothing."""
+    counted = layer.hints.batches_tracked
+    if counted is None:
+        return ""
+    if counted == 0:
+        return " — num_batches_tracked = 0: the layer never ran in train mode"
+    return (
+        f" — num_batches_tracked = {counted}: it ran in train mode, yet its statistics kept nothing of the batches "
+        "(momentum=0?)"
+    )
 
 
 FROZEN = "frozen layer (trainable=False): training does not update it, so this is expected if its values were loaded"
@@ -86,7 +100,10 @@ def stats_never_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     ``self(x, training=True)``. TF2: call the model with ``model(x, training=True)`` inside
     the custom training loop (``tf.GradientTape``), pass ``training`` on from a subclassed
     model's ``call()`` to its BN layers, and do not set ``trainable=False`` on a BN layer that
-    should learn (Keras then runs it in inference mode). ONNX (a PyTorch export): the source
+    should learn (Keras then runs it in inference mode). PyTorch: call ``model.train()``
+    before the training loop (an evaluation inside it calls ``model.eval()``: switch back),
+    with ``momentum`` > 0; ``num_batches_tracked`` = 0 says the layer never ran in train mode,
+    a count above 0 with statistics at 0/1 says ``momentum=0``. ONNX (a PyTorch export): the source
     model trained in ``eval()`` mode, with ``momentum=0`` or ``track_running_stats=False``:
     train it with ``model.train()``.
 
@@ -107,7 +124,7 @@ def stats_never_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
         return
     own = _trained_evidence(layer)
     cause = cause_of_stale_stats(layer, context.graph)
-    because = f" — {cause}" if cause else ""
+    because = (f" — {cause}" if cause else "") + _counted(layer)
     if own:
         yield layer.name, f"moving_mean all 0 and moving_variance all 1, yet gamma/beta trained ({own}){because}"
     elif not ({"gamma", "beta"} & layer.stats.keys()) and (trained := context.training_evidence):
@@ -131,6 +148,8 @@ BN002 = LayerRule(
         "K.set_learning_phase(0) before building",
         Framework.ONNX: "train the source model in training mode before export (PyTorch: model.train(), momentum > 0, "
         "track_running_stats=True)",
+        Framework.TORCH: "call model.train() before the training loop (model.eval() only for evaluation, then "
+        "model.train() again); BN momentum > 0",
     },
     model_wide="the moving statistics of every BN layer are exactly 0/1 while the model trained: "
     "the update ops never ran",
@@ -197,8 +216,17 @@ def stats_barely_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     ``BatchNormalization(momentum=0.9)``), or re-estimate the statistics with a pass over
     training data in training mode before export.
 
-    Frozen layers (``trainable=False`` in a Keras config): reported as info, saying so, and the step-count
-    estimate is not used (the steps did not update a frozen layer).
+    PyTorch: ``num_batches_tracked`` counts the updates exactly, so the share of 0/1 left is
+    known, whatever the values look like: with PyTorch's convention (``momentum=0.1`` is the
+    weight of each new batch) ``(1 - momentum)**n`` of the initial values remains, 73% after
+    3 batches, and the rule fires while that is above ``barely_remaining``. The momentum assumed
+    is the default 0.1 unless the file records its own (a pickled module does); a layer built
+    with ``momentum=None`` averages cumulatively and keeps nothing of 0/1 after its first batch:
+    ``--ignore BN006`` for it.
+
+    Frozen layers (``trainable=False`` in a Keras config, FrozenBatchNorm2d in a pickled module):
+    reported as info, saying so, and the step-count estimate is not used (the steps did not
+    update a frozen layer).
 
     Silence: ``--ignore BN006``; the thresholds are settings.
     """
@@ -206,6 +234,9 @@ def stats_barely_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     if mean is None or variance is None or mean.nonfinite or variance.nonfinite or layer.statistics_at_initial():
         return
     limits = context.thresholds
+    if layer.hints.batches_tracked is not None:  # PyTorch counts the updates: the share left of 0/1 is known
+        yield from _barely_counted(layer, context)
+        return
     close = max(largest_magnitude(mean), largest_magnitude(variance, 1.0))
     if close > limits.barely_tolerance * 10:
         return  # far from 0/1 (most layers); the tolerance below is this or a tenth of it
@@ -231,6 +262,18 @@ def stats_barely_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     yield layer.name, f"moving statistics within {close:.2g} of their initial 0/1 while {trained}{estimate}"
 
 
+def _barely_counted(layer: BNLayer, context: Context) -> Iterator[Hit]:
+    counted = layer.hints.batches_tracked or 0
+    momentum, source = _momentum(layer, context)
+    remaining = momentum**counted
+    if counted and remaining > context.thresholds.barely_remaining:
+        yield (
+            layer.name,
+            f"num_batches_tracked = {counted}: with momentum={1 - momentum:g} ({source}) {remaining:.0%} of the "
+            "initial 0/1 remains in the moving statistics",
+        )
+
+
 BN006 = LayerRule(
     code="BN006",
     name="stats-barely-updated",
@@ -245,6 +288,8 @@ BN006 = LayerRule(
         Framework.KERAS: "train longer, or BatchNormalization(momentum=0.9) so the moving averages converge faster",
         Framework.ONNX: "train longer, or raise the source model's BN momentum (PyTorch: the weight of each new "
         "batch, 0.1 by default)",
+        Framework.TORCH: "train longer, or raise BatchNorm's momentum (the weight of each new batch, 0.1 by default), "
+        "or momentum=None for a cumulative average",
     },
     model_wide="the moving statistics of every BN layer are still close to 0/1: too few steps for the momentum",
     check=judged_as_trained(stats_barely_updated),

@@ -1,0 +1,107 @@
+"""Members of zip archives (Keras ``.keras``, PyTorch ``torch.save`` files), read without trusting the
+sizes they claim: small members in memory, checked against their entry; a stored (uncompressed) member in
+place, as a window on the archive."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zipfile
+import zlib
+from typing import Any, BinaryIO
+
+from ..errors import FormatError
+
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, RuntimeError, NotImplementedError, EOFError, ValueError)
+# (ValueError: zipfile decodes a damaged member name as UTF-8 and lets UnicodeDecodeError out)
+
+MAX_MEMBER_BYTES = 16 * 1024**3
+MAX_RATIO = 200  # weights barely compress; a member that inflates more than this is a zip bomb
+
+
+def member_bytes(archive: zipfile.ZipFile, name: str, shown: str) -> bytes:
+    """One member, read in memory only if its declared size is plausible, and checked against it."""
+    info = archive.getinfo(name)
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > MAX_MEMBER_BYTES or (info.file_size > 1024**2 and ratio > MAX_RATIO):
+        raise FormatError(
+            f"{shown}: {name} claims {info.file_size} bytes from {info.compress_size} compressed (a zip bomb?); refused"
+        )
+    with archive.open(info) as stream:
+        data = stream.read(info.file_size + 1)
+    if len(data) != info.file_size:
+        raise FormatError(f"{shown}: {name} holds {len(data)} bytes, not the {info.file_size} its entry claims")
+    return data
+
+
+class Window(io.RawIOBase):
+    """Read-only, seekable view of ``size`` bytes at ``start`` of a file, read on demand (for h5py)."""
+
+    def __init__(self, path: str, start: int, size: int) -> None:
+        super().__init__()
+        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 (closed with the window)
+        self._start, self._size, self._pos = start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        position = offset + (0, self._pos, self._size)[whence]
+        if position < 0:
+            raise ValueError(f"negative seek position {position}")
+        self._pos = position
+        return position
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), self._size - self._pos)
+        if count <= 0:
+            return 0
+        data = os.pread(self._file.fileno(), count, self._start + self._pos)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def data_start(archive: BinaryIO, info: zipfile.ZipInfo) -> int:
+    """Where the bytes of member ``info`` start in the open ``archive``: after its local header."""
+    archive.seek(info.header_offset)
+    header = archive.read(30)
+    if len(header) < 30 or header[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local file header of {info.filename}")
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    return info.header_offset + 30 + name_length + extra_length
+
+
+def stored_member(path: str, info: zipfile.ZipInfo, shown: str) -> Window | None:
+    """An uncompressed member as a window on the archive, its CRC-32 checked as zipfile would (streamed,
+    so memory does not grow with the file); None for a compressed or encrypted member (read in memory)."""
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        return None
+    with open(path, "rb") as archive:
+        start = data_start(archive, info)
+        archive.seek(start)
+        crc, left, chunk = 0, info.file_size, bytearray(1 << 20)
+        while left > 0:
+            count = archive.readinto(memoryview(chunk)[: min(left, len(chunk))])
+            if not count:
+                break
+            crc = zlib.crc32(memoryview(chunk)[:count], crc)
+            left -= count
+    if left:
+        raise FormatError(
+            f"{shown}: {info.filename} holds {info.file_size - left} bytes, not the {info.file_size} its entry claims"
+        )
+    if crc != info.CRC:
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+    return Window(path, start, info.file_size)
