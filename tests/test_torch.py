@@ -309,7 +309,11 @@ def _pickle_cases() -> list[tuple[str, bytes, str]]:
         data = archive.read(name)
         storage = next(n for n in archive.namelist() if "/data/" in n)
     legacy = (TORCH / "healthy_legacy.pt").read_bytes()
+    at = data.index(b"backbone.bn1.running_var")
+    size, stride = data.index(b"K\x04\x85", at), data.index(b"K\x01\x85", at)  # (4,) and (1,) of that tensor
+    huge = data[:size] + b"J\x00\xca\x9a\x3b\x85" + data[size + 3 : stride] + b"K\x00\x85" + data[stride + 3 :]
     return [
+        ("a billion elements from four", _zip_with(source, {name: huge}), "claims 1000000000 elements"),
         ("unknown opcode", _zip_with(source, {name: data[:2] + b"\xff" + data[3:]}), "opcode"),
         ("no STOP", _zip_with(source, {name: data[:-1]}), "STOP"),
         ("huge string length", _zip_with(source, {name: b"\x80\x02X\xff\xff\xff\x7fabc."}), "ends inside"),

@@ -10,6 +10,7 @@ read. What the objects mean (which is the state dict, which layers are BN) is :m
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import tarfile
@@ -31,7 +32,7 @@ from .zipmembers import ZIP_ERRORS, data_start, member_bytes
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # the first pickle of a legacy file: this number
 LEGACY_PROTOCOL = 1001
 _ITEMSIZE = {"bfloat16": 2, "bool": 1}
-_MAX_PICKLE_BYTES = 1 << 30
+_MAX_REPEAT = 1024  # elements a tensor may show per element of its storage (an expanded tensor, stride 0)
 
 
 def is_torch_zip(path: Path) -> bool:
@@ -82,6 +83,11 @@ class _Storages:
         width = itemsize(storage.dtype)
         offset = tensor.offset + (storage.view[0] if storage.view else 0)
         count = size // width
+        elements = math.prod(tensor.shape)
+        if elements > max(count, 1) * _MAX_REPEAT:  # stride 0 repeats elements; no BN tensor repeats them so
+            raise FormatError(
+                f"{self.shown}: a tensor claims {elements} elements from storage {storage.key} of {count}: refused"
+            )
         if tensor.shape and 0 in tensor.shape:
             return np.zeros(tensor.shape, _numpy(storage.dtype))
         last = offset + sum((n - 1) * s for n, s in zip(tensor.shape, tensor.stride, strict=True))
