@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,8 @@ ORACLE_FIXTURES = [
     "dtypes_bf16.safetensors",
     "dtypes_double_legacy.pt",
     "views.pt",
+    "imagenet/checkpoint.pth.tar",
+    "tied.pt",
     "sharded/model.safetensors.index.json",
     "sharded_bin/pytorch_model.bin.index.json",
 ]
@@ -120,6 +123,13 @@ FINDINGS = {
     "dtypes_bf16.safetensors": ({"backbone.bn1": [], "backbone.bn2": [], "bn3": []}, None),
     "dtypes_double_legacy.pt": ({"backbone.bn1": [], "backbone.bn2": [], "bn3": []}, None),
     "views.pt": ({"backbone.bn1": [], "backbone.bn2": [], "bn3": []}, None),
+    # a real layout (pytorch/examples imagenet): the top dict's own tensor (best_acc1) is not the state dict
+    "imagenet/checkpoint.pth.tar": (
+        {"backbone.bn1": ["BN002"], "backbone.bn2": ["BN002"], "bn3": ["BN002"]},
+        (5, "epoch"),
+    ),
+    # one BN module under two names: both kept, as state_dict() keeps them
+    "tied.pt": ({"1": [], "3": ["BN009"]}, None),
     "sharded": ({"backbone.bn1": [], "backbone.bn2": [], "bn3": []}, None),
     "sharded_bin": ({"backbone.bn1": [], "backbone.bn2": [], "bn3": []}, None),
 }
@@ -245,7 +255,8 @@ def _refused(tmp_path: Path, name: str, data: bytes, message: str) -> None:
     """``bncheck inspect`` of ``data`` saved as ``name``: exit 2 with one message holding ``message``."""
     path = tmp_path / name
     path.write_bytes(data)
-    result = subprocess.run([sys.executable, "-m", "bncheck", "inspect", str(path)], capture_output=True, text=True)
+    command = [sys.executable, "-m", "bncheck", "inspect", str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)  # a hang fails, not blocks
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) <= 2
 
@@ -328,6 +339,151 @@ def _pickle_cases() -> list[tuple[str, bytes, str]]:
 def test_damaged_torch_files_give_one_clear_error(tmp_path: Path, case) -> None:
     _, data, message = case
     _refused(tmp_path, "model.pt", data, message)
+
+
+# --------------------------------------------------------------------------- hostile pickles
+
+
+def _shared(depth: int, container: type) -> object:
+    """A value of 2^depth items that pickles (through the memo) in a few hundred bytes."""
+    value: object = ()
+    for _ in range(depth):
+        value = container([value, value])
+    return value
+
+
+def _saved(tmp_path: Path, extra: object) -> bytes:
+    """healthy.pt's state dict saved by torch with one more entry, the way a crafted checkpoint would be."""
+    path = tmp_path / "written.pt"
+    torch.save({"state_dict": torch.load(TORCH / "healthy.pt", weights_only=True), "extra": extra}, path)
+    return path.read_bytes()
+
+
+def _data_pkl(source: Path = TORCH / "healthy.pt") -> tuple[str, bytes]:
+    with zipfile.ZipFile(source) as archive:
+        name = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
+        return name, archive.read(name)
+
+
+def _geometry(size: bytes, stride: bytes) -> bytes:
+    """healthy.pt with bn1's running_var given another size and stride tuple (pickle opcodes)."""
+    name, data = _data_pkl()
+    at = data.index(b"backbone.bn1.running_var")
+    begin, end = data.index(b"K\x04\x85", at), data.index(b"K\x01\x85", at)
+    return _zip_with(
+        TORCH / "healthy.pt", {name: data[:begin] + size + data[begin + 3 : end] + stride + data[end + 3 :]}
+    )
+
+
+def _long(value: int) -> bytes:
+    return b"\x8a\x08" + value.to_bytes(8, "little", signed=True)
+
+
+def _module_dag(tmp_path: Path) -> bytes:
+    module: torch.nn.Module = torch.nn.BatchNorm1d(2)
+    for _ in range(40):
+        module = torch.nn.Sequential(module, module)  # 2^40 paths to the one BN module
+    path = tmp_path / "dag.pt"
+    torch.save(module, path)
+    return path.read_bytes()
+
+
+def _in_data_pkl(pickled: bytes) -> Callable[[Path], bytes]:
+    return lambda tmp_path: _zip_with(TORCH / "healthy.pt", {_data_pkl()[0]: pickled})
+
+
+_ONES = b"(" + b"K\x01" * 65 + b"t"
+# case -> (how to make the file, what the one-line error says)
+HOSTILE: dict[str, tuple[Callable[[Path], bytes], str]] = {
+    "SETITEM on a list": (_in_data_pkl(b"\x80\x02]K\x00K\x01s."), "sets an item of a list"),
+    "SETITEM on a bytearray": (
+        _in_data_pkl(b"\x80\x05\x96\x01\x00\x00\x00\x00\x00\x00\x00xK\x00K\x01s."),
+        "sets an item of a bytearray",
+    ),
+    "a list in a set": (_in_data_pkl(b"\x80\x04\x8f(]\x90."), "uses a list as a dict key or set member"),
+    # a dict keyed by a tuple of 2^40 items through the memo: hashing it would never end
+    "a key hashing 2^40 items": (
+        _in_data_pkl(b"\x80\x02}" + pickle.dumps(_shared(40, tuple), 2)[2:-1] + b"K\x01s."),
+        "more than a thousand items",
+    ),
+    "str of a shared list": (lambda t: _saved(t, _Trap((str, (_shared(40, list),)))), "calls str with a list"),
+    "torch.device of a shared list": (lambda t: _saved(t, _Trap((torch.device, (_shared(40, list),)))), "device"),
+    "frozenset of a shared tuple": (
+        lambda t: _saved(t, _Trap((frozenset, ([_shared(40, tuple)],)))),
+        "more than a thousand items",
+    ),
+    "dict of a shared tuple": (
+        lambda t: _saved(t, _Trap((dict, ([(_shared(40, tuple), 1)],)))),
+        "more than a thousand items",
+    ),
+    "65 dimensions": (lambda t: _geometry(_ONES, _ONES), "65 dimensions"),
+    "a stride of 2^62": (lambda t: _geometry(b"K\x04\x85", _long(1 << 62) + b"\x85"), "past 2^48"),
+    "a shape of (2^62, 0)": (lambda t: _geometry(_long(1 << 62) + b"K\x00\x86", b"K\x01K\x01\x86"), "past 2^48"),
+    "just past the expansion limit": (
+        lambda t: _geometry(b"J\x05\x00\x01\x00\x85", b"K\x00\x85"),
+        "claims 65541 elements",
+    ),
+    "2^40 module paths": (_module_dag, "submodule paths"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_hostile_pickle_is_refused_at_once(tmp_path: Path, case: str) -> None:
+    make, message = HOSTILE[case]
+    _refused(tmp_path, "model.pt", make(tmp_path), message)
+
+
+def test_str_never_picks_a_codec(tmp_path: Path) -> None:
+    """str(bytes, encoding) with an encoding the file chooses would make Python import that codec's module."""
+    assert "encodings.cp1026" not in sys.modules
+    path = tmp_path / "codec.pt"
+    path.write_bytes(_saved(tmp_path, _Trap((str, (b"abc", "cp1026")))))
+    with pytest.raises(FormatError, match="calls str"):
+        open_model(str(path))
+    assert "encodings.cp1026" not in sys.modules
+
+
+def test_an_expanded_statistic_is_read_as_torch_reads_it(tmp_path: Path) -> None:
+    state = {
+        "bn.weight": torch.ones(64),
+        "bn.bias": torch.zeros(64),
+        "bn.running_mean": torch.full((1,), 0.25).expand(64),  # stride 0 on one element
+        "bn.running_var": torch.full((1,), 2.0).expand(64),
+        "bn.num_batches_tracked": torch.tensor(10),
+    }
+    torch.save(state, tmp_path / "expanded.pt")
+    loaded = torch.load(tmp_path / "expanded.pt", weights_only=True)
+    assert loaded["bn.running_var"].stride() == (0,)
+    report = read_layers(open_model(str(tmp_path / "expanded.pt")))
+    assert np.array_equal(report.layers[0].values["moving_variance"], loaded["bn.running_var"].numpy())
+    assert np.array_equal(report.layers[0].values["moving_mean"], loaded["bn.running_mean"].numpy())
+
+
+def test_tensors_of_kinds_bncheck_does_not_read_matter_only_when_they_are_bn(tmp_path: Path) -> None:
+    state = dict(torch.load(TORCH / "healthy.pt", weights_only=True))
+    state["spectrum"] = torch.zeros(2, dtype=torch.complex64)  # beside the BN layers: not read, not named
+    state["scale8"] = torch.zeros(2, dtype=torch.float8_e4m3fn)
+    state["counts16"] = torch.zeros(2, dtype=torch.uint16)
+    torch.save(state, tmp_path / "beside.pt")
+    report = bncheck.inspect(str(tmp_path / "beside.pt"))
+    assert not report.errors and not report.findings and len(report.layers) == 3
+    assert not any("does not know" in note for note in report.notes)
+    state["backbone.bn1.running_var"] = state["backbone.bn1.running_var"].to(torch.complex64)
+    torch.save(state, tmp_path / "complex_bn.pt")
+    _refused(tmp_path, "complex_bn.pt", (tmp_path / "complex_bn.pt").read_bytes(), "a BN tensor on a torch.Complex")
+    torch.save(state, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    _refused(tmp_path, "legacy.pt", (tmp_path / "legacy.pt").read_bytes(), "which bncheck does not read")
+
+
+def test_a_step_too_large_to_print_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "step.pt"
+    state = torch.load(TORCH / "healthy.pt", weights_only=True)
+    torch.save({"state_dict": state, "global_step": 10**20000, "epoch": 4}, path)
+    result = subprocess.run(
+        [sys.executable, "-m", "bncheck", "inspect", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "step 4 (epoch)" in result.stdout
 
 
 def test_an_index_naming_a_shard_outside_its_directory_is_refused(tmp_path: Path) -> None:

@@ -5,11 +5,13 @@ every other one becomes (:class:`Opaque`: never imported, never called).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import FormatError
+from .geometry import geometry_problem
 
 # Element types of torch storages and dtypes, by the names pickles use: (numpy dtype, element size).
 STORAGE_DTYPES = {
@@ -158,18 +160,90 @@ class OrderedDict(dict):
         self.attrs = {}
 
 
+_LATIN1 = ("latin1", "latin-1", "iso-8859-1", "utf-8", "utf8", "ascii")
+_ATOMS = (str, bytes, int, float, bool, type(None))
+_KEY_BUDGET = 1_000  # items a dict key or set member may hold, counted as hashing visits them
+
+
+def brief(value: Any) -> str:
+    """``value`` shown in a message at bounded cost: an atom's repr cut short, else its type."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a {value.bit_length()}-bit integer"
+    if isinstance(value, _ATOMS):
+        text = repr(value[:60] if isinstance(value, str | bytes) else value)
+        return text + ("..." if isinstance(value, str | bytes) and len(value) > 60 else "")
+    return f"a {type(value).__name__}"
+
+
+def hashable(value: Any) -> Any:
+    """``value``, checked to be a key hashing can afford: an atom, a global, a tensor, or a tuple or frozenset
+    of them holding at most a thousand items in all (counted with repeats: a pickle's memo can share one
+    tuple a thousand times over and make hashing it take 2^40 steps). Raises FormatError otherwise."""
+    budget = _KEY_BUDGET
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        budget -= 1
+        if budget < 0:
+            raise FormatError("the pickle uses a dict key or set member of more than a thousand items")
+        if isinstance(item, tuple | frozenset):
+            pending.extend(item)
+        elif not isinstance(item, (*_ATOMS, Global, DType, StorageRef, TensorRef)):
+            raise FormatError(f"the pickle uses {brief(item)} as a dict key or set member")
+    return value
+
+
+def _str(*args: Any) -> Any:
+    """``str(atom)``, or ``str(bytes, encoding)`` in one of the encodings pickles use for text (any other
+    encoding would make Python import a codec module the file chooses)."""
+    if len(args) == 1 and isinstance(args[0], _ATOMS) and not isinstance(args[0], bytes):
+        return str(args[0])
+    text, encoding, errors = (*args, None, None, None)[:3]
+    plain = len(args) <= 3 and errors in (None, "strict") and isinstance(text, bytes | bytearray)
+    if plain and isinstance(encoding, str) and encoding.lower() in _LATIN1:
+        return str(text, encoding)
+    raise FormatError(f"the pickle calls str with {', '.join(brief(a) for a in args) or 'nothing'}")
+
+
+def _keys_checked(build: Callable[..., Any]) -> Callable[..., Any]:
+    """``set``, ``frozenset``, ``dict``, ``list``, ``tuple`` of a container the pickle gives (a dict's or set's
+    keys checked first); nothing else is iterated (``list(bytes)`` would make a Python int of every byte)."""
+
+    def run(*args: Any) -> Any:
+        if not args:
+            return build()
+        if len(args) > 1 or not isinstance(args[0], list | tuple | set | frozenset | dict):
+            raise FormatError(f"the pickle calls {build.__name__} with {', '.join(brief(a) for a in args)}")
+        source = args[0]
+        if build is dict and not isinstance(source, dict):
+            if not all(isinstance(pair, tuple | list) and len(pair) == 2 for pair in source):
+                raise FormatError("the pickle builds a dict from items that are not pairs")
+            return {hashable(key): value for key, value in source}
+        if build in (set, frozenset) and not isinstance(source, set | frozenset | dict):
+            return build(hashable(item) for item in source)
+        return build(source)
+
+    return run
+
+
+def _device(*args: Any) -> Any:
+    """``torch.device('cuda', 0)`` as its text."""
+    if not all(isinstance(a, str | int) and not isinstance(a, bool) for a in args) or len(args) > 2:
+        raise FormatError("the pickle names a torch.device by something other than a type and an index")
+    return ":".join(str(a)[:60] for a in args)
+
+
 _SAFE_BUILTINS: dict[str, Callable[..., Any]] = {
-    "set": set,
-    "frozenset": frozenset,
-    "list": list,
-    "tuple": tuple,
-    "dict": dict,
+    "set": _keys_checked(set),
+    "frozenset": _keys_checked(frozenset),
+    "dict": _keys_checked(dict),
+    "list": _keys_checked(list),
+    "tuple": _keys_checked(tuple),
     "int": int,
     "float": float,
     "bool": bool,
-    "str": str,
+    "str": _str,
 }
-_LATIN1 = ("latin1", "latin-1", "iso-8859-1", "utf-8", "utf8", "ascii")
 # Data-like classes of real checkpoints: read as data (their state and items), never built.
 DATA_CLASSES = frozenset(
     (
@@ -191,15 +265,18 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *rest: An
         raise FormatError(f"a tensor is rebuilt from {type(storage).__name__}, not a storage")
     shape, strides = _ints(size, "size"), _ints(stride, "stride")
     if len(shape) != len(strides) or not isinstance(offset, int) or offset < 0:
-        raise FormatError(f"a tensor has size {shape} and stride {strides} at offset {offset!r}: inconsistent")
+        raise FormatError(f"a tensor has {len(shape)} sizes and {len(strides)} strides at offset {brief(offset)}")
+    problem = geometry_problem(shape, strides, offset)
+    if problem:
+        raise FormatError(f"a tensor claims {problem}")
     return TensorRef(storage, offset, shape, strides)
 
 
 def _ints(value: Any, what: str) -> tuple[int, ...]:
     if not isinstance(value, tuple | list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise FormatError(f"a tensor's {what} is {value!r}, not integers")
+        raise FormatError(f"a tensor's {what} is {brief(value)}, not a sequence of integers")
     if any(v < 0 for v in value):
-        raise FormatError(f"a tensor's {what} {tuple(value)} is negative")
+        raise FormatError(f"a tensor's {what} has a negative entry")
     return tuple(value)
 
 
@@ -238,7 +315,7 @@ def _encode(text: Any, encoding: Any = "utf-8", *rest: Any) -> Any:
     """``_codecs.encode(str, 'latin1')``: how protocol 2 pickles Python 3 bytes."""
     if isinstance(text, str) and isinstance(encoding, str) and encoding.lower() in _LATIN1:
         return text.encode(encoding)
-    raise FormatError(f"_codecs.encode with encoding {encoding!r}: not a way of pickling bytes")
+    raise FormatError(f"_codecs.encode with encoding {brief(encoding)}: not a way of pickling bytes")
 
 
 _KNOWN_CALLS: dict[str, Callable[..., Any]] = {
@@ -250,7 +327,7 @@ _KNOWN_CALLS: dict[str, Callable[..., Any]] = {
     "torch._tensor._rebuild_from_type_v2": _rebuild_from_type,
     "torch.nn.parameter.Parameter": _rebuild_parameter,
     "torch.Size": lambda *args: tuple(args[0]) if args else (),
-    "torch.device": lambda *args: ":".join(str(a) for a in args),
+    "torch.device": _device,
     "_codecs.encode": _encode,
     "numpy.core.multiarray.scalar": _numpy_scalar,
     "numpy._core.multiarray.scalar": _numpy_scalar,
@@ -271,4 +348,22 @@ def known(module: str, name: str) -> Any:
         return DType(TORCH_DTYPES[name])
     if module == "torch" and name == "UntypedStorage":
         return ("storage", "uint8")
+    if module.partition(".")[0] == "torch" and name.endswith("Storage"):  # complex, quantized, untyped views
+        return ("storage", f"{UNREAD}{full}")
     return None
+
+
+_TORCH_KINDS = re.compile(r"(float8_\w+|u?int\d+|c?float\d+|complex\d+|c?double|c?half|q\w+|per_\w+|bits\w+)")
+
+
+def torch_allows(module: str, name: str) -> bool:
+    """Whether ``torch.load(weights_only=True)`` accepts the global, though bncheck does not read what it
+    makes (a tensor kind or dtype it does not read: float8, quantized, complex; a data-like class)."""
+    if f"{module}.{name}" in DATA_CLASSES:
+        return True
+    if module == "torch._utils":
+        return name.startswith("_rebuild_")
+    return module == "torch" and bool(_TORCH_KINDS.fullmatch(name))
+
+
+UNREAD = "unread "  # the dtype of a storage of a type bncheck does not read: refused only if a BN tensor is on it

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import FormatError, UnsafeFileError
-from .pickle_globals import DATA_CLASSES, Global, Opaque, OrderedDict, known, runs_code
+from ..errors import BncheckError, FormatError, UnsafeFileError
+from .pickle_globals import Global, Opaque, OrderedDict, brief, hashable, known, runs_code, torch_allows
 
 MAX_MEMO = 10_000_000  # memo entries; a state dict of 80,000 tensors uses about 15 per tensor
 MAX_STACK = 1_000_000
@@ -131,7 +131,7 @@ class Machine:
         if found is not None:
             return found
         full = f"{module}.{name}"
-        if full not in DATA_CLASSES and full not in self.unknown:
+        if not torch_allows(module, name) and full not in self.unknown:
             self.unknown.append(full)
         return Global(module, name)
 
@@ -148,8 +148,8 @@ class Machine:
             try:
                 return function(*args)
             except (TypeError, ValueError, OverflowError, MemoryError) as exc:
-                raise FormatError(f"the pickle rebuilds an object with unusable arguments ({exc})") from None
-        raise FormatError(f"the pickle calls a {type(function).__name__}")
+                raise FormatError(f"the pickle rebuilds an object with unusable arguments ({str(exc)[:200]})") from None
+        raise FormatError(f"the pickle calls {brief(function)}")
 
     def build(self, target: Any, state: Any) -> None:
         if isinstance(target, Opaque):
@@ -163,11 +163,12 @@ class Machine:
     def set_items(self, target: Any, pairs: list[Any]) -> None:
         if len(pairs) % 2:
             raise FormatError("the pickle sets a dict item without its value")
+        if isinstance(target, Opaque):
+            target = target.items
+        elif not isinstance(target, dict):
+            raise FormatError(f"the pickle sets an item of {brief(target)}")
         for key, value in zip(pairs[::2], pairs[1::2], strict=True):
-            try:
-                (target.items if isinstance(target, Opaque) else target)[key] = value
-            except TypeError:  # an unhashable key, or a target that is not a dict
-                raise FormatError(f"the pickle sets an item of a {type(target).__name__}") from None
+            target[hashable(key)] = value
 
     def append(self, target: Any, values: list[Any]) -> None:
         if isinstance(target, Opaque):
@@ -175,9 +176,9 @@ class Machine:
         elif isinstance(target, list):
             target.extend(values)
         elif isinstance(target, set):
-            target.update(values)
+            target.update(hashable(value) for value in values)
         else:
-            raise FormatError(f"the pickle appends to a {type(target).__name__}")
+            raise FormatError(f"the pickle appends to {brief(target)}")
 
     # --------------------------------------------------------------- the loop
     def run(self) -> Loaded:
@@ -284,10 +285,7 @@ def _additems(m: Machine) -> None:
 
 
 def _frozenset(m: Machine) -> None:
-    try:
-        m.push(frozenset(m.pop_mark()))
-    except TypeError:
-        raise FormatError("the pickle puts an unhashable item in a frozenset") from None
+    m.push(frozenset(hashable(item) for item in m.pop_mark()))
 
 
 def _dict(m: Machine) -> None:
@@ -444,6 +442,9 @@ def load(data: bytes | mmap.mmap, start: int, persistent_load: Callable[[Any], A
     machine = Machine(data, start, persistent_load)
     try:
         loaded = machine.run()
-    except RecursionError:
-        raise FormatError("the pickle nests too deep") from None
+    except Exception as exc:  # anything the opcodes let through is a damaged pickle, not a crash
+        if isinstance(exc, BncheckError):
+            raise
+        deep = isinstance(exc, RecursionError)
+        raise FormatError(f"the pickle {'nests too deep' if deep else f'is damaged ({type(exc).__name__})'}") from None
     return loaded, machine.pos

@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import FormatError, InputError
 from ..facts import Framework, ModelFile
 from ..naming import INDEX_SUFFIX
+from .geometry import geometry_problem
 from .torch_state import StateDict, Tensor, state_model
 
 MAX_HEADER = 100_000_000  # bytes: the limit of the safetensors format itself
@@ -129,6 +130,8 @@ def _parse(header: bytes, buffer: int, shown: str) -> tuple[dict[str, Tensor], d
             raise FormatError(f"{shown}: tensor {key!r} has the unknown dtype {str(code)[:20]!r}")
         if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
             raise FormatError(f"{shown}: tensor {key!r} has the shape {str(shape)[:40]}")
+        if problem := geometry_problem(shape):
+            raise FormatError(f"{shown}: tensor {key!r} claims {problem}")
         if not (isinstance(span, list) and len(span) == 2 and all(type(n) is int for n in span)) or span[0] > span[1]:
             raise FormatError(f"{shown}: tensor {key!r} has the data_offsets {str(span)[:40]}")
         width = _SIZES.get(code) or np.dtype("uint16" if code == "BF16" else DTYPES[code]).itemsize

@@ -25,14 +25,15 @@ import numpy as np
 from ..errors import FormatError, InputError
 from ..facts import ModelFile
 from . import pickles
-from .pickle_globals import Global, StorageRef, TensorRef
+from .geometry import MAX_EXTENT
+from .pickle_globals import UNREAD, Global, StorageRef, TensorRef, brief
 from .torch_state import Loaded, model_of
 from .zipmembers import ZIP_ERRORS, data_start, member_bytes
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # the first pickle of a legacy file: this number
 LEGACY_PROTOCOL = 1001
 _ITEMSIZE = {"bfloat16": 2, "bool": 1}
-_MAX_REPEAT = 1024  # elements a tensor may show per element of its storage (an expanded tensor, stride 0)
+_MAX_REPEATED = 1 << 16  # elements a tensor may show beyond its storage's (an expanded tensor, stride 0)
 
 
 def is_torch_zip(path: Path) -> bool:
@@ -63,7 +64,8 @@ def _pickle_member(archive: zipfile.ZipFile) -> str | None:
 
 
 def itemsize(dtype: str) -> int:
-    return _ITEMSIZE.get(dtype) or np.dtype(dtype).itemsize
+    """Bytes per element; 0 for a storage type bncheck does not read."""
+    return 0 if dtype.startswith(UNREAD) else _ITEMSIZE.get(dtype) or np.dtype(dtype).itemsize
 
 
 class _Storages:
@@ -80,15 +82,18 @@ class _Storages:
         if storage.key not in self.where:
             raise FormatError(f"{self.shown}: storage {storage.key} is not in the file")
         start, size, crc = self.where[storage.key]
+        if storage.dtype.startswith(UNREAD):
+            kind = storage.dtype.removeprefix(UNREAD)
+            raise FormatError(f"{self.shown}: a BN tensor on a {kind}, which bncheck does not read")
         width = itemsize(storage.dtype)
         offset = tensor.offset + (storage.view[0] if storage.view else 0)
         count = size // width
         elements = math.prod(tensor.shape)
-        if elements > max(count, 1) * _MAX_REPEAT:  # stride 0 repeats elements; no BN tensor repeats them so
+        if elements > count + _MAX_REPEATED:  # stride 0 repeats elements; a BN vector never repeats many
             raise FormatError(
                 f"{self.shown}: a tensor claims {elements} elements from storage {storage.key} of {count}: refused"
             )
-        if tensor.shape and 0 in tensor.shape:
+        if elements == 0:
             return np.zeros(tensor.shape, _numpy(storage.dtype))
         last = offset + sum((n - 1) * s for n, s in zip(tensor.shape, tensor.stride, strict=True))
         if last >= count:
@@ -99,11 +104,20 @@ class _Storages:
             if zlib.crc32(self.data[start : start + size]) != crc:
                 raise FormatError(f"{self.shown}: storage {storage.key} fails its CRC-32 check: the file is damaged")
             self.where[storage.key] = (start, size, -1)  # checked once
-        raw = np.frombuffer(self.data, _raw(storage.dtype, self.big_endian), last + 1 - offset, start + offset * width)
-        array = np.lib.stride_tricks.as_strided(raw, tensor.shape, tuple(s * width for s in tensor.stride)).copy()
+        array = self._window(storage.dtype, start + offset * width, last + 1 - offset, tensor, width)
         if storage.dtype == "bfloat16":
             return (array.astype(np.uint32) << 16).view(np.float32)
         return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
+
+    def _window(self, dtype: str, start: int, count: int, tensor: TensorRef, width: int) -> np.ndarray:
+        """A copy of the tensor's elements: no view on the map outlives this call, so it can always close."""
+        raw = np.frombuffer(self.data, _raw(dtype, self.big_endian), count, start)
+        try:
+            return np.lib.stride_tricks.as_strided(raw, tensor.shape, tuple(s * width for s in tensor.stride)).copy()
+        except (ValueError, OverflowError, MemoryError) as exc:
+            raise FormatError(f"{self.shown}: a tensor of shape {list(tensor.shape)} cannot be read ({exc})") from None
+        finally:
+            del raw
 
 
 def _raw(dtype: str, big_endian: bool) -> np.dtype:
@@ -128,18 +142,22 @@ def _map(path: Path, shown: str) -> mmap.mmap:
 def _storage_ref(pid: Any, shown: str, legacy: bool) -> tuple[StorageRef, int | None]:
     """The storage a persistent id names, and its element count (None: not said)."""
     if not isinstance(pid, tuple) or len(pid) < 5 or pid[0] != "storage":
-        raise FormatError(f"{shown}: the pickle names a persistent object {str(pid)[:60]!r}, not a storage")
+        raise FormatError(f"{shown}: the pickle names a persistent object ({brief(pid)}), not a storage")
     kind, key, numel = pid[1], pid[2], pid[4]
     if not (isinstance(kind, tuple) and kind[:1] == ("storage",)):
         what = kind if isinstance(kind, Global | str) else type(kind).__name__
         raise FormatError(f"{shown}: a storage of type {what}, which bncheck does not read")
     if not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
-        raise FormatError(f"{shown}: a storage with key {key!r} and size {numel!r}")
+        raise FormatError(f"{shown}: a storage with key {brief(key)} and size {brief(numel)}")
     view = None
     if legacy and len(pid) > 5 and pid[5] is not None:
         meta = pid[5]
-        if not (isinstance(meta, tuple) and len(meta) == 3 and all(isinstance(v, int) for v in meta[1:])):
-            raise FormatError(f"{shown}: a storage view described as {meta!r}")
+        if not (
+            isinstance(meta, tuple)
+            and len(meta) == 3
+            and all(isinstance(v, int) and 0 <= v < MAX_EXTENT for v in meta[1:])
+        ):
+            raise FormatError(f"{shown}: a storage view described as {brief(meta)}")
         view = (meta[1], meta[2])
     return StorageRef(key, kind[1], numel, view), numel
 
@@ -216,7 +234,7 @@ def _legacy(data: mmap.mmap, shown: str) -> Loaded:
         raise FormatError(f"{shown}: not a legacy torch file (its magic number is wrong)")
     protocol, pos = pickles.load(data, pos, nothing)
     if protocol.value != LEGACY_PROTOCOL:
-        raise FormatError(f"{shown}: legacy torch protocol {protocol.value!r}, not {LEGACY_PROTOCOL}")
+        raise FormatError(f"{shown}: legacy torch protocol {brief(protocol.value)}, not {LEGACY_PROTOCOL}")
     sys_info, pos = pickles.load(data, pos, nothing)
     info = sys_info.value if isinstance(sys_info.value, dict) else {}
     seen: dict[str, StorageRef] = {}
@@ -229,6 +247,10 @@ def _legacy(data: mmap.mmap, shown: str) -> Loaded:
     for key in keys.value:
         if key not in seen:
             raise FormatError(f"{shown}: storage {key} is listed but no tensor names it")
+        if seen[key].dtype.startswith(UNREAD):  # its size in bytes is unknown: the storages after it cannot be found
+            raise FormatError(
+                f"{shown}: storage {key} is a {seen[key].dtype.removeprefix(UNREAD)}, which bncheck does not read"
+            )
         if pos + 8 > len(data):
             raise FormatError(f"{shown}: the file ends before storage {key}")
         count = int.from_bytes(data[pos : pos + 8], "big" if big_endian else "little", signed=True)

@@ -34,6 +34,7 @@ STATE_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "modu
 OTHER_STATE_KEYS = ("ema", "model_ema", "ema_state_dict", "teacher", "student", "target")
 CONTAINER_PREFIXES = ("module.", "_orig_mod.", "model.")
 _SHOWN = 3
+MAX_MODULE_PATHS = 1_000_000
 
 
 @dataclass
@@ -201,23 +202,33 @@ Found = tuple[str, dict[str, TensorRef], dict[str, LayerHints] | None]
 
 
 def find_state(value: Any) -> Found | None:
-    """(where, tensors by key, hints from a pickled module) of the state dict ``value`` holds."""
+    """(where, tensors by key, hints from a pickled module) of the state dict ``value`` holds: the value
+    itself, or a training checkpoint's, under a known key (``state_dict``, ``model``...) first, since such a
+    checkpoint also keeps tensors of its own (``best_acc1``); else under whichever key holds the most tensors."""
+    if not isinstance(value, dict):
+        found = _state_at(value)
+        return ("", *found[1:]) if found else None
+    for key in STATE_KEYS + OTHER_STATE_KEYS:
+        found = _state_at(value.get(key))
+        if found is not None:
+            return f"'{key}'{found[0]}", found[1], found[2]
+    direct = _tensor_items(value) or {}
+    nested = [(key, found) for key, inner in value.items() if isinstance(key, str) and (found := _state_at(inner))]
+    key, best = max(nested, key=lambda item: len(item[1][1]), default=(None, None))
+    if best is not None and len(best[1]) > len(direct):
+        return f"'{key}'{best[0]}", best[1], best[2]
+    return ("", direct, None) if direct else None
+
+
+def _state_at(value: Any) -> tuple[str, dict[str, TensorRef], dict[str, LayerHints] | None] | None:
+    """(how it was found, tensors, hints) if ``value`` is a state dict or a pickled module with tensors."""
     direct = _tensor_items(value)
     if direct is not None:
         return "", direct, None
     if isinstance(value, Opaque) and _is_module(value):
         tensors, hints = _module_tensors(value)
-        return ("", tensors, hints) if tensors else None
-    if isinstance(value, dict):
-        for key in STATE_KEYS + OTHER_STATE_KEYS:
-            inner = value.get(key)
-            found = _tensor_items(inner)
-            if found is not None:
-                return f"'{key}'", found, None
-            if isinstance(inner, Opaque) and _is_module(inner):
-                tensors, hints = _module_tensors(inner)
-                if tensors:
-                    return f"'{key}' (a pickled {inner.cls.name}, read as data)", tensors, hints
+        if tensors:
+            return f" (a pickled {value.cls.name}, read as data)", tensors, hints
     return None
 
 
@@ -228,8 +239,7 @@ def _others(value: Any, where: str) -> list[str]:
     others = [
         key
         for key in STATE_KEYS + OTHER_STATE_KEYS
-        if f"'{key}'" != where.split(" ")[0]
-        and (_tensor_items(value.get(key)) or (isinstance(value.get(key), Opaque) and _is_module(value[key])))
+        if f"'{key}'" != where.split(" ")[0] and _state_at(value.get(key)) is not None
     ]
     return [f"it also holds {', '.join(others)}: not inspected"] if others else []
 
@@ -240,12 +250,11 @@ def _is_module(value: Opaque) -> bool:
 
 
 def _module_tensors(root: Opaque) -> tuple[dict[str, TensorRef], dict[str, LayerHints]]:
-    """The tensors a pickled ``nn.Module`` holds, keyed as its state_dict() would, and what its BN modules'
-    attributes say (momentum, eps, FrozenBatchNorm2d)."""
+    """The tensors a pickled ``nn.Module`` holds, keyed as its state_dict() would (a module reachable by two
+    paths, a tied one, under both), and what its BN modules' attributes say (momentum, eps, FrozenBatchNorm2d)."""
     tensors: dict[str, TensorRef] = {}
     hints: dict[str, LayerHints] = {}
-    seen: set[int] = set()
-    for prefix, module in _walk(root, "", seen):
+    for prefix, module in _walk(root):
         attributes = module.attributes()
         skipped = attributes.get("_non_persistent_buffers_set") or ()
         for group in ("_parameters", "_buffers"):
@@ -260,19 +269,24 @@ def _module_tensors(root: Opaque) -> tuple[dict[str, TensorRef], dict[str, Layer
     return tensors, hints
 
 
-def _walk(module: Opaque, prefix: str, seen: set[int]) -> Iterator[tuple[str, Opaque]]:
-    stack = [(prefix, module)]
+def _walk(root: Opaque) -> Iterator[tuple[str, Opaque]]:
+    """Every (path prefix, module) of the tree under ``root``, as ``state_dict()`` visits it: by every path,
+    a module that contains itself not again, and no more than ``MAX_MODULE_PATHS`` paths (a pickle's memo can
+    share one module list to make 2^40 of them)."""
+    stack: list[tuple[str, Opaque, frozenset[int]]] = [("", root, frozenset())]
+    visited = 0
     while stack:
-        prefix, current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
+        prefix, current, ancestors = stack.pop()
+        visited += 1
+        if visited > MAX_MODULE_PATHS:
+            raise FormatError(f"the pickled module has more than {MAX_MODULE_PATHS} submodule paths")
         yield prefix, current
         children = current.attributes().get("_modules")
         if isinstance(children, dict):
+            inside = ancestors | {id(current)}
             for name, child in reversed(list(children.items())):
-                if isinstance(child, Opaque) and isinstance(name, str):
-                    stack.append((f"{prefix}{name}.", child))
+                if isinstance(child, Opaque) and isinstance(name, str) and id(child) not in inside:
+                    stack.append((f"{prefix}{name}.", child, inside))
 
 
 def _bn_hints(class_name: str, attributes: dict) -> LayerHints | None:
@@ -319,16 +333,16 @@ def _step(value: Any, read: Callable[[TensorRef], np.ndarray]) -> Step | None:
 def _number(value: Any, read: Callable[[TensorRef], np.ndarray]) -> int | None:
     if isinstance(value, bool | DType):
         return None
-    if isinstance(value, int) and value >= 0:
+    if isinstance(value, int) and 0 <= value < 1 << 63:
         return value
-    if isinstance(value, float) and value.is_integer() and value >= 0:
+    if isinstance(value, float) and value.is_integer() and 0 <= value < 2.0**63:
         return int(value)
     if isinstance(value, TensorRef) and value.shape in ((), (1,)):
         try:
             number = float(read(value).reshape(-1)[0])
         except BncheckError:
             return None
-        return int(number) if number.is_integer() and number >= 0 else None
+        return int(number) if number.is_integer() and 0 <= number < 2.0**63 else None
     return None
 
 

@@ -133,7 +133,7 @@ def frozen_layer_drift(report: DiffReport, context: DiffContext) -> Iterator[Hit
         if _values_changed(pair, "gamma", "beta"):
             why = "the optimizer still trained it"
         elif _values_changed(pair, *STATS):
-            why = "gamma/beta did not, so the layer still ran in training mode and its update ops ran"
+            why = "gamma/beta did not, so the layer still ran in training mode and updated its statistics"
         else:
             why = "the layer's variables differ between the files (see BN203)"
         yield (

@@ -152,7 +152,7 @@ BN002 = LayerRule(
         "model.train() again); BN momentum > 0",
     },
     model_wide="the moving statistics of every BN layer are exactly 0/1 while the model trained: "
-    "the update ops never ran",
+    "no training step ran BN in training mode",
     check=judged_as_trained(stats_never_updated, keep_own_evidence=True),
 )
 
