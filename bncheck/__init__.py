@@ -29,11 +29,14 @@ def inspect(path: str, settings: Settings | None = None, *, meta: str | None = N
     from .errors import BncheckError
     from .readers import open_found
     from .readers.discover import find_models, several_models
+    from .stores import configure
 
+    settings = settings or Settings()
+    configure(settings.remote)
     models = find_models(path)
     if len(models) > 1:
         raise BncheckError(f"{several_models(path, models)}; bncheck.scan({path!r}) reports each")
-    return analyse(open_found(models[0], meta, graph), settings or Settings())
+    return analyse(open_found(models[0], meta, graph), settings)
 
 
 def scan(
@@ -43,36 +46,19 @@ def scan(
     exclude: Iterable[str] = (),
     meta: str | None = None,
     graph: bool = True,
+    jobs: int = 1,
 ) -> list[Report]:
-    """What ``bncheck inspect PATH`` does: a report for every model at ``path`` (a directory is scanned;
-    ``exclude``: globs it skips, besides the settings' own). A model that cannot be read is a report
-    with ``errors``, not an exception; the reports keep summaries of the values, not the values.
-    Raises BncheckError only when ``meta`` is given for a path holding several models."""
-    from .analysis import analyse
+    """What ``bncheck inspect PATH`` does: a report for every model at ``path`` (a directory, or a prefix of
+    an object store, is scanned; ``exclude``: globs it skips, besides the settings' own), in ``jobs`` worker
+    processes if more than one. A model that cannot be read is a report with ``errors``, not an exception;
+    the reports keep summaries of the values, not the values. Raises BncheckError only when ``meta`` is
+    given for a path holding several models."""
     from .config import Settings
-    from .errors import BncheckError
-    from .readers import open_found
-    from .readers.discover import find_models
-    from .report import Report
+    from .scanning import found_at, reports_of
 
     settings = settings or Settings()
-    try:
-        models = find_models(path, settings.exclude + tuple(exclude))
-    except BncheckError as exc:
-        return [Report(path, "unreadable", errors=[str(exc)])]
-    if meta and len(models) > 1:
-        raise BncheckError(f"--meta names the graph of one model, but {path} holds {len(models)}")
-    reports = []
-    for model in models:
-        try:
-            read = open_found(model, meta, graph)
-            try:
-                reports.append(analyse(read, settings, keep_values=False))
-            finally:
-                read.close()  # a scan of a thousand models must not hold a thousand open files
-        except BncheckError as exc:
-            reports.append(Report(model.path, "unreadable", errors=[str(exc)]))
-    return reports
+    found = found_at(path, settings, exclude, meta)
+    return reports_of(found, settings, meta, graph, jobs) if isinstance(found, list) else [found]
 
 
 def diff(a: str, b: str, settings: Settings | None = None, *, frozen: str | Iterable[str] = ()) -> DiffReport:
@@ -82,6 +68,9 @@ def diff(a: str, b: str, settings: Settings | None = None, *, frozen: str | Iter
     from .comparison import compare
     from .config import Settings
     from .readers import open_model
+    from .stores import configure
 
     globs = (frozen,) if isinstance(frozen, str) else tuple(frozen)
-    return compare(open_model(a), open_model(b), settings or Settings(), globs)
+    settings = settings or Settings()
+    configure(settings.remote)
+    return compare(open_model(a), open_model(b), settings, globs)

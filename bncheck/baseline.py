@@ -18,12 +18,18 @@ from pathlib import Path
 
 from .errors import InputError
 from .report import Report
+from .stores import scheme_of
 
 Key = tuple[str, str, str | None]
 
 
 def _key(code: str, path: str, layer: str | None) -> Key:
-    return code, os.path.realpath(path), layer
+    return code, path if scheme_of(path) else os.path.realpath(path), layer
+
+
+def _joined(base: str, path: str) -> str:
+    """A report's path as a path from ``base``; a URL as it is."""
+    return path if scheme_of(path) else os.path.join(base, path)
 
 
 def load_baseline(path: Path) -> set[Key]:
@@ -35,7 +41,7 @@ def load_baseline(path: Path) -> set[Key]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         keys = {
-            _key(finding["code"], os.path.join(base, file.get("file") or file["path"]), finding.get("layer"))
+            _key(finding["code"], _joined(base, file.get("file") or file["path"]), finding.get("layer"))
             for file in data["files"]
             for finding in file["findings"]
             for base in bases

@@ -10,7 +10,8 @@ import gc
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
 import click
@@ -200,6 +201,9 @@ def _echo_errors(errors: list[str], fmt: str, output: str | None) -> None:
     help="Ignore the graph (.meta; a SavedModel's training graph and signatures): value rules only, "
     "so SavedModel signatures are not checked for BN013.",
 )
+@click.option(
+    "-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Models read at once (processes)."
+)
 def inspect(
     paths: tuple[str, ...],
     fmt: str,
@@ -215,21 +219,23 @@ def inspect(
     show_all: bool,
     meta: str | None,
     no_graph: bool,
+    jobs: int,
 ) -> None:
-    """Inspect the BN layers of each model PATH (checkpoint prefix, file or directory).
+    """Inspect the BN layers of each model PATH (checkpoint prefix, file or directory; or a URL: s3://,
+    gs://, az://, http(s)://, hf://, with bncheck[remote]).
 
-    A directory is scanned for every model in it. Settings come from [tool.bncheck]
+    A directory (or a store's prefix) is scanned for every model in it. Settings come from [tool.bncheck]
     in the nearest pyproject.toml (or --config); the command line wins.
 
     Exit status: 0 no findings at or above --fail-on, 1 such findings, 2 bad input.
     """
     from pathlib import Path
 
-    from . import scan
     from .baseline import apply_baseline, load_baseline
     from .errors import BncheckError
     from .outcome import exit_status
     from .render import renderer
+    from .scanning import found_at, reports_of
 
     if meta and (len(paths) > 1 or no_graph):
         _say("bncheck: error: --meta names the graph of one PATH and cannot go with --no-graph")
@@ -239,7 +245,13 @@ def inspect(
         known = load_baseline(Path(baseline)) if baseline else set()
         if output:
             _refuse_to_overwrite(output, [*paths, *([meta] if meta else [])], settings.exclude)
-        reports = [report for path in paths for report in scan(path, settings, meta=meta, graph=not no_graph)]
+        found = [found_at(path, settings, meta=meta) for path in paths]
+        models = [model for each in found if isinstance(each, list) for model in each]
+        with _progress(len(models)) as done:
+            read = iter(reports_of(models, settings, meta, not no_graph, jobs, done))
+        reports = [
+            report for each in found for report in ([next(read) for _ in each] if isinstance(each, list) else [each])
+        ]
     except BncheckError as exc:
         _say(f"bncheck: error: {exc}")
         sys.exit(2)
@@ -249,6 +261,23 @@ def inspect(
     findings = [f for r in reports for f in r.findings]
     status = exit_status(any(r.errors for r in reports), findings, settings.fail_on)
     sys.exit(0 if exit_zero and status == 1 else status)
+
+
+PROGRESS_MODELS = 20  # a scan of this many models shows its progress on a terminal
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[Any], None] | None]:
+    """A progress bar on stderr while ``total`` models are read: only on a terminal, not in CI, not for a few."""
+    if total < PROGRESS_MODELS or not sys.stderr.isatty() or os.environ.get("CI"):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"inspecting {total} models", total=total)
+        yield lambda report: bar.advance(task)
 
 
 _TOLERANCE = click.FloatRange(min=0)
@@ -302,6 +331,7 @@ def diff(
     from .outcome import exit_status
     from .readers import open_model
     from .render import diff_renderer
+    from .stores import configure
 
     options = {"change_rtol": rtol, "change_atol": atol, "stats_shift": shift}
     thresholds = tuple(f"{name}={value!r}" for name, value in options.items() if value is not None)
@@ -309,6 +339,7 @@ def diff(
         settings = _settings("diff", config, fail_on, select, ignore, thresholds, ())
         if output:
             _refuse_to_overwrite(output, [a, b])
+        configure(settings.remote)
         checkpoints = open_model(a), open_model(b)
         try:
             report = compare(*checkpoints, settings, frozen)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .findings import Severity
+from .stores import SCHEMES, Options, scheme_of
 from .thresholds import Thresholds
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class Settings:
     per_file_ignores: Globs = ()  # (path glob, codes)
     per_layer_ignores: Globs = ()  # (layer glob, codes)
     exclude: tuple[str, ...] = field(default=())  # globs skipped by directory scans
+    remote: Options = field(default_factory=Options)  # how URLs are read
 
     def __post_init__(self) -> None:
         def globs(pairs: Globs) -> Globs:
@@ -75,11 +77,12 @@ def _strings(value: str | Iterable[str]) -> tuple[str, ...]:
 
 
 def _matches_path(path: str, pattern: str) -> bool:
-    posix = Path(path).as_posix()
+    posix = path if scheme_of(path) else Path(path).as_posix()
     return fnmatch.fnmatchcase(posix, pattern) or fnmatch.fnmatchcase(posix, f"*/{pattern}")
 
 
-KEYS = ("select", "ignore", "fail-on", "thresholds", "per-file-ignores", "per-layer-ignores", "exclude")
+KEYS = ("select", "ignore", "fail-on", "thresholds", "per-file-ignores", "per-layer-ignores", "exclude", "remote")
+REMOTE_KEYS = ("timeout", "download-limit", "storage-options")
 FAIL_ON = (*(severity.label for severity in sorted(Severity, reverse=True)), "never")  # error ... never
 
 
@@ -173,4 +176,29 @@ def settings_from(table: dict[str, Any], origin: str) -> Settings:
         per_file_ignores=glob_table("per-file-ignores"),
         per_layer_ignores=glob_table("per-layer-ignores"),
         exclude=tuple(string_list("exclude")),
+        remote=remote_options(table.get("remote", {}), origin),
     )
+
+
+def remote_options(table: Any, origin: str) -> Options:
+    """``[tool.bncheck.remote]``: ``timeout`` (seconds per request), ``download-limit`` (bytes a server that
+    ignores Range may send whole) and ``storage-options`` (a table per scheme, given to its filesystem)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{origin}: 'remote' must be a table")
+    for key in table:
+        if key not in REMOTE_KEYS:
+            raise ConfigError(
+                f"{origin}: unknown key '{key}' in [tool.bncheck.remote] (known: {', '.join(REMOTE_KEYS)})"
+            )
+    timeout, limit = table.get("timeout", Options.timeout), table.get("download-limit", Options.download_limit)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
+        raise ConfigError(f"{origin}: remote timeout must be a number of seconds in (0, 3600], not {timeout!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ConfigError(f"{origin}: remote download-limit must be a number of bytes (0: none), not {limit!r}")
+    stores = table.get("storage-options", {})
+    if not isinstance(stores, dict) or not all(isinstance(v, dict) for v in stores.values()):
+        raise ConfigError(f"{origin}: remote storage-options must be a table of tables, one per scheme (s3, gs...)")
+    for scheme in stores:
+        if scheme not in SCHEMES:
+            raise ConfigError(f"{origin}: storage-options for unknown scheme '{scheme}' (known: {', '.join(SCHEMES)})")
+    return Options(float(timeout), limit, {scheme: dict(options) for scheme, options in stores.items()})

@@ -4,11 +4,10 @@ its training graph), before any grouping or judgement."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,7 +36,38 @@ _FRAMEWORK_LABELS = {
 }
 
 
-NOTHING: Mapping = MappingProxyType({})  # the empty slots, values, stats of many thousands of objects, shared
+class _Nothing(Mapping):
+    """The empty mapping that many thousands of objects share (slots, values, stats); pickled as itself."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: object) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __contains__(self, key: object) -> bool:
+        return False
+
+    def get(self, key: object, default: Any = None) -> Any:
+        return default
+
+    def __reduce__(self) -> str:
+        return "NOTHING"
+
+
+NOTHING: Mapping = _Nothing()
+
+
+def detached(key: str) -> np.ndarray:
+    """The reader of a Variable that was pickled (a Report sent to another process): its file is not open here."""
+    from .errors import InputError
+
+    raise InputError(f"{key}: not loaded here (the report was pickled; the model's files are read where it was made)")
 
 
 @dataclass(eq=False, slots=True)  # slots: a checkpoint may hold 80,000 of them
@@ -53,6 +83,9 @@ class Variable:
 
     def load(self) -> np.ndarray:
         return self.read(self.key)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled without its file's reader (an open file, a closure)
+        return Variable, (self.key, self.name, self.dtype, self.shape, detached, self.slots)
 
     @property
     def size(self) -> int:

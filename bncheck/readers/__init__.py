@@ -15,12 +15,17 @@ import os
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..errors import InputError
+from ..errors import BncheckError, InputError
 from ..facts import ModelFile
 from .discover import Found, find_models, is_saved_model, several_models
+from .files import location
 from .formats import described
 from .sniff import read_model_file
+
+if TYPE_CHECKING:
+    from .remote import RemotePath
 
 EXPECTED = (
     "bncheck reads TensorFlow checkpoints (a prefix such as model.ckpt, one of its "
@@ -55,7 +60,7 @@ def _read_found(model: Found) -> ModelFile:
 
 
 def _open(path: str, shown: str) -> ModelFile:
-    target = Path(path)
+    target = location(path)
     if path.endswith(("/", os.sep)) and not target.is_dir():
         path = path.rstrip("/" + os.sep) or path  # 'model.ckpt-20/' (a prefix completed as if a directory)
     try:
@@ -66,9 +71,9 @@ def _open(path: str, shown: str) -> ModelFile:
                 return _open_directory(target.parent, shown)
             one_file = None if _is_checkpoint_file(path) else read_model_file(target, shown)
             return one_file or read_checkpoint(_prefix_of_file(target), shown)
-        if Path(path + ".index").is_file():
+        if location(path + ".index").is_file():
             return read_checkpoint(path, shown)
-        if Path(path + ".meta").is_file() or any(target.parent.glob(glob.escape(target.name) + ".data-*")):
+        if location(path + ".meta").is_file() or any(target.parent.glob(glob.escape(target.name) + ".data-*")):
             raise InputError(f"{shown}: its checkpoint index {target.name}.index is missing")
     except OSError as exc:  # e.g. a symlink loop or a permission problem while probing
         raise InputError(f"{shown}: cannot read ({exc.strerror or exc})") from None
@@ -81,7 +86,7 @@ def _is_checkpoint_file(name: str) -> bool:
     return name.endswith((".index", ".meta")) or bool(_DATA_SUFFIX.search(name))
 
 
-def _prefix_of_file(file: Path) -> str:
+def _prefix_of_file(file: Path | RemotePath) -> str:
     name = str(file)
     for suffix in (".index", ".meta"):
         if name.endswith(suffix):
@@ -92,12 +97,12 @@ def _prefix_of_file(file: Path) -> str:
         if not match:
             raise InputError(f"{file}: not a file bncheck reads ({EXPECTED})")
         prefix = name[: match.start()]
-    if not Path(prefix + ".index").is_file():
+    if not location(prefix + ".index").is_file():
         raise InputError(f"{file}: its checkpoint index {Path(prefix + '.index').name} is missing")
     return prefix
 
 
-def _open_directory(directory: Path, shown: str) -> ModelFile:
+def _open_directory(directory: Path | RemotePath, shown: str) -> ModelFile:
     """A SavedModel, or the one model a directory holds."""
     if not is_saved_model(directory):
         models = find_models(str(directory))
@@ -105,7 +110,7 @@ def _open_directory(directory: Path, shown: str) -> ModelFile:
             raise InputError(f"{several_models(shown, models)}; name one of them")
         return _read_found(models[0])
     variables = directory / "variables" / "variables"
-    if not Path(f"{variables}.index").is_file():
+    if not location(f"{variables}.index").is_file():
         raise InputError(f"{directory}: SavedModel without variables/variables.index")
     read = read_checkpoint(str(variables), shown, "SavedModel (variables)")
     from .keras_metadata import saved_model_hints
@@ -114,11 +119,11 @@ def _open_directory(directory: Path, shown: str) -> ModelFile:
     return replace(read, hints={**hints, **read.hints}) if hints else read
 
 
-def _near_misses(target: Path) -> str:
+def _near_misses(target: Path | RemotePath) -> str:
     parent = target.parent if str(target.parent) else Path(".")
     try:
         near = sorted(p.name for p in parent.iterdir() if p.name.startswith(target.name))[:3]
-    except OSError:
+    except (OSError, BncheckError):
         return ""
     return f" (found {', '.join(near)})" if near else ""
 

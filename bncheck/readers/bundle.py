@@ -6,8 +6,8 @@ them as raw C-order bytes, read here only for the tensors asked for. Facts relie
 tensors are stored as varint64 lengths, a masked CRC of the lengths, then the bytes, and their CRC covers the
 lengths as uint32 (uint64 past 4 GiB), the length CRC and the bytes; partitioned variables are read slice by slice.
 
-Tensors are read with ``os.pread``, not through a memory map: a mapped page counts in the
-process's resident set (and the kernel maps whole page-cache folios around each one
+Tensors are read with ``os.pread`` (a remote data file: by range, see :mod:`.files`), not through a memory
+map: a mapped page counts in the process's resident set (and the kernel maps whole page-cache folios around each one
 touched), so reading only the BN bytes of a multi-GB data file would still grow RSS. Tensors
 asked for together (``read_many``) that lie end to end in a data file, as a layer's usually do,
 are read with one ``pread`` and their bytes cut apart, each checksum still verified.
@@ -16,8 +16,6 @@ are read with one ``pread`` and their bytes cut apart, each checksum still verif
 from __future__ import annotations
 
 import math
-import os
-import stat
 import struct
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
@@ -27,6 +25,7 @@ import numpy as np
 from ..errors import FormatError, InputError, IntegrityError
 from .bundle_index import DTYPES, BundleIndex, Entry
 from .crc import crc32c, mask
+from .files import open_binary, pread, regular_size, size_of
 from .lfs import file_pointer_size, pointer_message
 from .proto import tf_subset_pb2 as pb
 from .sstable import varint
@@ -52,13 +51,10 @@ class Bundle(BundleIndex):
         (a file small enough to be one is read; no other data file is)."""
         problems = []
         for path in map(self.shard_path, range(self.num_shards)):
-            try:
-                info = os.stat(path)
-            except OSError:
-                info = None
-            if info is None or not stat.S_ISREG(info.st_mode):
+            file_size = regular_size(path)
+            if file_size is None:
                 problems.append(f"{path}: data file missing")
-            elif (size := file_pointer_size(path, info.st_size)) is not None:
+            elif (size := file_pointer_size(path, file_size)) is not None:
                 problems.append(pointer_message(path, size))
         return problems
 
@@ -71,10 +67,10 @@ class Bundle(BundleIndex):
             if len(self._files) >= 64:  # many shards: do not hold a descriptor for each
                 self.close()
             try:
-                stream = open(path, "rb", buffering=0)  # noqa: SIM115 (kept open for further reads)
+                stream = open_binary(path)  # kept open for further reads
             except OSError as exc:
                 raise InputError(f"{path}: cannot read data file ({exc.strerror})") from None
-            self._files[shard] = (stream, os.fstat(stream.fileno()).st_size)
+            self._files[shard] = (stream, size_of(stream))
         return self._files[shard]
 
     def close(self) -> None:
@@ -86,7 +82,7 @@ class Bundle(BundleIndex):
     def _pread(self, shard: int, size: int, start: int) -> bytes:
         stream, _ = self._shard(shard)
         try:
-            return os.pread(stream.fileno(), size, start) if size else b""
+            return pread(stream, size, start) if size else b""
         except OSError as exc:
             raise InputError(f"{self.shard_path(shard)}: cannot read data file ({exc.strerror})") from None
 

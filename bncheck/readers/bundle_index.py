@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from google.protobuf.message import DecodeError
 
 from ..errors import FormatError, InputError
+from .files import read_bytes
 from .lfs import refuse_pointer
 from .proto import tf_subset_pb2 as pb
 from .sstable import Table
@@ -120,8 +121,7 @@ class BundleIndex:
     def __init__(self, index_path: str) -> None:
         self.index_path = index_path
         try:
-            with open(index_path, "rb") as f:
-                data = f.read()
+            data = read_bytes(index_path)
         except OSError as exc:
             raise InputError(f"{index_path}: cannot read ({exc.strerror})") from None
         refuse_pointer(data, index_path)

@@ -22,11 +22,16 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from ..naming import INDEX_SUFFIX
+from .files import is_url, location
 from .formats import scanned_as_model
 from .lfs import refuse_pointer
+
+if TYPE_CHECKING:
+    from .remote import RemotePath
 
 _CHECKPOINT_FILE = re.compile(r"^(.+)\.(index|meta|data-\d{5}-of-\d{5})$")
 _STATE_LINE = re.compile(r'^(model_checkpoint_path|all_model_checkpoint_paths):\s*"((?:[^"\\]|\\.)*)"', re.MULTILINE)
@@ -51,7 +56,7 @@ def is_saved_model(directory: Path) -> bool:
 
 def find_models(path: str, exclude: tuple[str, ...] = ()) -> list[Found]:
     """A file or prefix as given; a directory scanned for every model in it (a SavedModel is one)."""
-    target = Path(path)
+    target = location(path)
     if not target.is_dir():
         return [Found(path, path)]
     found = _scan(target, exclude)
@@ -70,7 +75,9 @@ def several_models(path: str, models: list[Found]) -> str:
 
 
 def input_files(path: str, exclude: tuple[str, ...] = ()) -> Iterator[Path]:
-    """Every file the models at ``path`` are read from (for refusing to write over one)."""
+    """Every file the models at ``path`` are read from (for refusing to write over one; none for a URL)."""
+    if is_url(path):
+        return
     try:
         models = find_models(path, exclude)
     except InputError:
@@ -109,15 +116,11 @@ def _prefixes(files: list[str]) -> list[str]:
     return sorted({match[1] for match in map(_CHECKPOINT_FILE.match, files) if match})
 
 
-def _scan(root: Path, exclude: tuple[str, ...]) -> list[Found]:
+def _scan(root: Path | RemotePath, exclude: tuple[str, ...]) -> list[Found]:
     if is_saved_model(root):
         return [Found(str(root), str(root))]
     found: list[Found] = []
-    real_root = os.path.realpath(root)
-    seen = {_identity(root)}
-    for current, subdirs, files in os.walk(root, followlinks=True):
-        here = Path(current)
-        subdirs[:] = _to_visit(here, subdirs, root, real_root, seen, exclude)
+    for here, subdirs, files in _walk(root, exclude):
         if here != root and is_saved_model(here):
             found.append(Found(str(here), str(here)))
             subdirs[:] = []
@@ -130,7 +133,23 @@ def _scan(root: Path, exclude: tuple[str, ...]) -> list[Found]:
         found += [
             Found(str(here / f), str(here / f)) for f in sorted(files) if f not in shards and scanned_as_model(here / f)
         ]
-    return [m for m in found if m.path == str(root) or not _excluded(Path(m.path), root, exclude)]
+    return [m for m in found if m.path == str(root) or not _excluded(location(m.path), root, exclude)]
+
+
+def _walk(root: Path | RemotePath, exclude: tuple[str, ...]) -> Iterator[tuple[Any, list[str], list[str]]]:
+    """The directories under ``root`` as :func:`os.walk` gives them (prune the subdirectories in place), the
+    excluded ones left out; on disk links followed, each real directory once (:func:`_to_visit`)."""
+    if not isinstance(root, Path):
+        for here, subdirs, files in root.walk():
+            subdirs[:] = [d for d in subdirs if not _excluded(here / d, root, exclude)]
+            yield here, subdirs, files
+        return
+    real_root = os.path.realpath(root)
+    seen = {_identity(root)}
+    for current, subdirs, files in os.walk(root, followlinks=True):
+        here = Path(current)
+        subdirs[:] = _to_visit(here, subdirs, root, real_root, seen, exclude)
+        yield here, subdirs, files
 
 
 def _shards(directory: Path, files: list[str]) -> set[str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import re
-import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -44,7 +43,7 @@ from .keras_common import (
     snake_case,
 )
 from .steps import StepCounter, find_step
-from .zipmembers import ZIP_ERRORS, member_bytes, stored_member
+from .zipmembers import ZIP_ERRORS, member_bytes, stored_member, zip_archive
 
 CONTAINERS = ("layers", "_layer_checkpoint_dependencies")
 NOT_LAYERS = re.compile(r"^(optimizer|.*metric.*|loss_tracker|_?tracker.*)$")
@@ -55,7 +54,7 @@ WEIGHTS_MEMBER = "model.weights.h5"
 def read_keras_archive(path: str, shown: str) -> ModelFile:
     """A ``.keras`` zip: config.json for names and roles, model.weights.h5 read in memory."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zip_archive(path) as archive:
             members = set(archive.namelist())
             if WEIGHTS_MEMBER not in members:
                 raise FormatError(f"{shown}: a zip without {WEIGHTS_MEMBER}; not a Keras .keras archive")

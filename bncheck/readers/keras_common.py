@@ -28,7 +28,8 @@ H5_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeEr
 
 
 def open_h5(source: str | IO[bytes], shown: str) -> Any:
-    """An open ``h5py.File`` on a path or a file-like object; a FormatError if it is not HDF5."""
+    """An open ``h5py.File`` on a path or a file-like object (closed when collected); a FormatError if it is not
+    HDF5."""
     import h5py
 
     try:

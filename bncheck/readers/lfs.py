@@ -7,9 +7,8 @@ Only files that small are ever read here, so healthy model files cost nothing.
 
 from __future__ import annotations
 
-import os
-
 from ..errors import InputError
+from .files import open_binary, regular_size
 
 MAX_POINTER_BYTES = 1024
 SIGNATURE = b"version "  # the first bytes of every pointer: what a sniffer checks before reading the rest
@@ -33,10 +32,10 @@ def file_pointer_size(path: str, file_size: int | None = None) -> int | None:
     """:func:`pointer_size` of the file at ``path``, read only when it is small enough to be a pointer."""
     try:
         if file_size is None:
-            file_size = os.stat(path).st_size
-        if file_size > MAX_POINTER_BYTES:
+            file_size = regular_size(path)
+        if file_size is None or file_size > MAX_POINTER_BYTES:
             return None
-        with open(path, "rb") as stream:
+        with open_binary(path) as stream:
             return pointer_size(stream.read(MAX_POINTER_BYTES + 1))
     except OSError:
         return None

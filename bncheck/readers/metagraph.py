@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError
 from ..errors import FormatError, InputError
 from ..facts import GraphFacts, GraphLayer, GraphVariable, ModelFile
 from ..naming import debiased_statistic
+from .files import location
 from .graph import ASSIGN_OPS, FUSED_BN, IF_OPS, VARIABLE_OPS, GraphIndex, input_name, variable_name
 from .lfs import pointer_message, pointer_size
 from .numbers import attribute_number
@@ -43,11 +44,11 @@ def graph_path_for(model: ModelFile) -> Path | None:
     file = model.main_file
     if not file.endswith(".index"):
         return None
-    prefix = Path(file[: -len(".index")])
+    prefix = location(file[: -len(".index")])
     if model.format.startswith("SavedModel"):
         candidate = prefix.parent.parent / "saved_model.pb"
     else:
-        candidate = Path(f"{prefix}.meta")
+        candidate = location(f"{prefix}.meta")
     return candidate if candidate.is_file() else None
 
 
@@ -55,7 +56,7 @@ def graph_file(model: ModelFile, meta: str | None = None) -> Path | None:
     """The graph named by ``meta`` (``--meta``), else the one found beside the model, else None."""
     if meta is None:
         return graph_path_for(model)
-    path = Path(meta)
+    path = location(meta)
     if not path.is_file():
         raise InputError(f"{meta}: no such graph file (--meta)")
     return path

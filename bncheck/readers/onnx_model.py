@@ -10,6 +10,7 @@ in training mode (``training_mode=1``, or running-statistics outputs) is marked 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ def read_onnx(path: Path, shown: str) -> ModelFile:
         raise InputError(f"{shown}: {EXTRA}")
     onnx, numpy_helper = modules
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        source = str(path) if isinstance(path, Path) else io.BytesIO(path.read_bytes())  # a protobuf: all of it
+        model = onnx.load(source, load_external_data=False)
         graph = model.graph
         tensors = {t.name: t for t in graph.initializer}
         for node in graph.node:

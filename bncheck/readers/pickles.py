@@ -17,13 +17,13 @@ where the storages are.
 from __future__ import annotations
 
 import _compat_pickle
-import mmap
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BncheckError, FormatError, UnsafeFileError
+from .files import Bytes
 from .pickle_globals import Global, Opaque, OrderedDict, brief, hashable, known, runs_code, torch_allows
 
 MAX_MEMO = 10_000_000  # memo entries; a state dict of 80,000 tensors uses about 15 per tensor
@@ -50,8 +50,8 @@ class Machine:
     """Runs the opcodes of one pickle at ``data[start:]`` (a bytes-like object); ``persistent_load`` turns a
     persistent id (the tuple ``torch.save`` writes for a storage) into a :class:`StorageRef`."""
 
-    def __init__(self, data: bytes | mmap.mmap, start: int, persistent_load: Callable[[Any], Any]) -> None:
-        self.data = data  # bytes or a read-only mmap: a slice is a copy, so the map can close whatever happens
+    def __init__(self, data: Bytes, start: int, persistent_load: Callable[[Any], Any]) -> None:
+        self.data = data  # bytes, a read-only map or a remote file: a slice is a copy, so the map can always close
         self.pos = start
         self.persistent_load = persistent_load
         self.stack: list[Any] = []
@@ -437,7 +437,7 @@ _DISPATCH: dict[int, Callable[[Machine], None]] = {
 }
 
 
-def load(data: bytes | mmap.mmap, start: int, persistent_load: Callable[[Any], Any]) -> tuple[Loaded, int]:
+def load(data: Bytes, start: int, persistent_load: Callable[[Any], Any]) -> tuple[Loaded, int]:
     """The object of the pickle at ``data[start:]`` and the offset after its STOP."""
     machine = Machine(data, start, persistent_load)
     try:

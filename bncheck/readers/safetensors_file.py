@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import json
 import math
-import mmap
-import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import FormatError, InputError
 from ..facts import Framework, ModelFile
 from ..naming import INDEX_SUFFIX
+from .files import buffer, size_of
 from .geometry import geometry_problem
 from .torch_state import StateDict, Tensor, state_model
+
+if TYPE_CHECKING:
+    from .remote import RemotePath
 
 MAX_HEADER = 100_000_000  # bytes: the limit of the safetensors format itself
 DTYPES = {
@@ -55,20 +57,21 @@ def looks_like_safetensors(path: Path) -> bool:
     try:
         with path.open("rb") as stream:
             head = stream.read(10)
-            size = os.fstat(stream.fileno()).st_size
+            size = size_of(stream)
     except OSError:
         return False
     return len(head) == 10 and head[8:10] == b'{"' and 8 + int.from_bytes(head[:8], "little") <= size
 
 
 class _File:
-    """One safetensors file: its header, checked, and its buffer mapped read-only."""
+    """One safetensors file: its header, checked, and its buffer mapped read-only (a remote one: read by range,
+    the header first)."""
 
-    def __init__(self, path: Path, shown: str) -> None:
+    def __init__(self, path: Path | RemotePath, shown: str) -> None:
         self.shown = shown
         try:
             with path.open("rb") as stream:
-                size = os.fstat(stream.fileno()).st_size
+                size = size_of(stream)
                 if size < 8:
                     raise FormatError(f"{shown}: {size} bytes: too short for a safetensors file")
                 length = int.from_bytes(stream.read(8), "little")
@@ -78,7 +81,7 @@ class _File:
                         f"{MAX_HEADER}): not a safetensors file, or a damaged one"
                     )
                 header = stream.read(length)
-                self.data = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+            self.data = buffer(path)
         except OSError as exc:
             raise InputError(f"{shown}: cannot read ({exc.strerror or exc})") from None
         try:
@@ -94,7 +97,9 @@ class _File:
             raise FormatError(f"{self.shown}: tensor {key} is {tensor.dtype}, which bncheck does not read")
         raw = "uint16" if tensor.dtype == "bfloat16" else tensor.dtype
         count = math.prod(tensor.shape)
-        array = np.frombuffer(self.data, np.dtype(raw).newbyteorder("<"), count, self.start + begin)
+        dtype = np.dtype(raw).newbyteorder("<")
+        start = self.start + begin
+        array = np.frombuffer(self.data[start : start + count * dtype.itemsize], dtype, count)
         array = array.reshape(tensor.shape)
         if tensor.dtype == "bfloat16":
             return (array.astype(np.uint32) << 16).view(np.float32)

@@ -62,7 +62,7 @@ def read_keras_h5(path: Path, shown: str) -> ModelFile:
     from .keras_common import H5_ERRORS, open_h5
     from .keras_h5 import is_keras2_h5, read_keras2_h5
 
-    h5 = open_h5(str(path), shown)
+    h5 = open_h5(str(path) if isinstance(path, Path) else path.open("rb"), shown)  # remote: read by range
     try:
         if is_keras2_h5(h5):
             return read_keras2_h5(h5, shown)

@@ -11,24 +11,26 @@ read. What the objects mean (which is the state dict, which layers are BN) is :m
 from __future__ import annotations
 
 import math
-import mmap
-import os
 import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import FormatError, InputError
 from ..facts import ModelFile
 from . import pickles
+from .files import Bytes, buffer, regular_size
 from .geometry import MAX_EXTENT
 from .pickle_globals import UNREAD, Global, StorageRef, TensorRef, brief
 from .torch_state import Loaded, model_of
-from .zipmembers import ZIP_ERRORS, data_start, member_bytes
+from .zipmembers import ZIP_ERRORS, member_bytes, member_start, zip_archive
+
+if TYPE_CHECKING:
+    from .remote import RemotePath
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # the first pickle of a legacy file: this number
 LEGACY_PROTOCOL = 1001
@@ -36,16 +38,16 @@ _ITEMSIZE = {"bfloat16": 2, "bool": 1}
 _MAX_REPEATED = 1 << 16  # elements a tensor may show beyond its storage's (an expanded tensor, stride 0)
 
 
-def is_torch_zip(path: Path) -> bool:
+def is_torch_zip(path: Path | RemotePath) -> bool:
     """A zip with a ``<dir>/data.pkl`` member: what ``torch.save`` writes since PyTorch 1.6."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zip_archive(path) as archive:
             return _pickle_member(archive) is not None
     except ZIP_ERRORS:
         return False
 
 
-def is_legacy(path: Path) -> bool:
+def is_legacy(path: Path | RemotePath) -> bool:
     """A file that starts with the pickled magic number of PyTorch's legacy format."""
     try:
         with path.open("rb") as stream:
@@ -69,19 +71,33 @@ def itemsize(dtype: str) -> int:
 
 
 class _Storages:
-    """Where each storage's bytes are in the mapped file, and reading tensors from them."""
+    """Where each storage's bytes are in the mapped file, and reading tensors from them. In a zip, a storage's
+    start is found (after its member's local header) when a tensor on it is first read."""
 
-    def __init__(self, shown: str, data: mmap.mmap, big_endian: bool) -> None:
+    def __init__(self, shown: str, data: Bytes, big_endian: bool) -> None:
         self.shown = shown
         self.data = data
         self.big_endian = big_endian
         self.where: dict[str, tuple[int, int, int]] = {}  # key -> (start, bytes, expected crc32 or -1)
+        self.members: dict[str, zipfile.ZipInfo] = {}  # key -> its zip member, until its start is found
+
+    def _located(self, key: str) -> tuple[int, int, int]:
+        info = self.members.pop(key, None)
+        if info is not None:
+            try:
+                start = member_start(self.data[info.header_offset : info.header_offset + 30], info)
+            except zipfile.BadZipFile as exc:
+                raise FormatError(f"{self.shown}: not a readable torch.save (zip) file ({exc})") from None
+            if start + info.file_size > len(self.data):
+                raise FormatError(f"{self.shown}: storage {key} lies past the end of the file")
+            self.where[key] = (start, info.file_size, info.CRC if info.CRC else -1)
+        return self.where[key]
 
     def read(self, tensor: TensorRef) -> np.ndarray:
         storage = tensor.storage
-        if storage.key not in self.where:
+        if storage.key not in self.where and storage.key not in self.members:
             raise FormatError(f"{self.shown}: storage {storage.key} is not in the file")
-        start, size, crc = self.where[storage.key]
+        start, size, crc = self._located(storage.key)
         if storage.dtype.startswith(UNREAD):
             kind = storage.dtype.removeprefix(UNREAD)
             raise FormatError(f"{self.shown}: a BN tensor on a {kind}, which bncheck does not read")
@@ -111,7 +127,7 @@ class _Storages:
 
     def _window(self, dtype: str, start: int, count: int, tensor: TensorRef, width: int) -> np.ndarray:
         """A copy of the tensor's elements: no view on the map outlives this call, so it can always close."""
-        raw = np.frombuffer(self.data, _raw(dtype, self.big_endian), count, start)
+        raw = np.frombuffer(self.data[start : start + count * width], _raw(dtype, self.big_endian), count)
         try:
             return np.lib.stride_tricks.as_strided(raw, tensor.shape, tuple(s * width for s in tensor.stride)).copy()
         except (ValueError, OverflowError, MemoryError) as exc:
@@ -129,12 +145,11 @@ def _numpy(dtype: str) -> np.dtype:
     return np.dtype("float32" if dtype == "bfloat16" else dtype)
 
 
-def _map(path: Path, shown: str) -> mmap.mmap:
+def _map(path: Path | RemotePath, shown: str) -> Bytes:
     try:
-        with path.open("rb") as stream:
-            if os.fstat(stream.fileno()).st_size == 0:
-                raise FormatError(f"{shown}: the file is empty")
-            return mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+        if regular_size(path) == 0:
+            raise FormatError(f"{shown}: the file is empty")
+        return buffer(path)
     except OSError as exc:
         raise InputError(f"{shown}: cannot read ({exc.strerror or exc})") from None
 
@@ -173,10 +188,10 @@ def _loader(shown: str, legacy: bool, seen: dict[str, StorageRef]) -> Callable[[
     return persistent_load
 
 
-def read_torch_zip(path: Path, shown: str) -> Loaded:
+def read_torch_zip(path: Path | RemotePath, shown: str) -> Loaded:
     """The object of a ``torch.save`` zip, its storages mapped for reading."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zip_archive(path) as archive:
             name = _pickle_member(archive)
             if name is None:
                 raise FormatError(f"{shown}: a zip without a data.pkl member: not a torch.save file")
@@ -191,31 +206,25 @@ def read_torch_zip(path: Path, shown: str) -> Loaded:
         raise FormatError(f"{shown}: its byteorder record says {order[:20]!r}, neither little nor big")
     seen: dict[str, StorageRef] = {}
     loaded, _ = pickles.load(data_pkl, 0, _loader(shown, False, seen))
+    for key, storage in seen.items():
+        info = infos.get(f"{root}/data/{key}")
+        if info is None:
+            raise FormatError(f"{shown}: storage {key} has no member {root}/data/{key}")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise FormatError(f"{shown}: storage {key} is compressed, which torch.save never does")
+        if info.file_size < storage.numel * itemsize(storage.dtype):
+            raise FormatError(
+                f"{shown}: storage {key} holds {info.file_size} bytes, not the "
+                f"{storage.numel * itemsize(storage.dtype)} of its {storage.numel} elements"
+            )
     data = _map(path, shown)
     storages = _Storages(shown, data, order == b"big")
-    try:
-        with path.open("rb") as stream:
-            for key, storage in seen.items():
-                info = infos.get(f"{root}/data/{key}")
-                if info is None:
-                    raise FormatError(f"{shown}: storage {key} has no member {root}/data/{key}")
-                if info.compress_type != zipfile.ZIP_STORED:
-                    raise FormatError(f"{shown}: storage {key} is compressed, which torch.save never does")
-                start = data_start(stream, info)
-                if start + info.file_size > len(data) or info.file_size < storage.numel * itemsize(storage.dtype):
-                    raise FormatError(
-                        f"{shown}: storage {key} holds {info.file_size} bytes, not the "
-                        f"{storage.numel * itemsize(storage.dtype)} of its {storage.numel} elements"
-                    )
-                storages.where[key] = (start, info.file_size, info.CRC if info.CRC else -1)
-    except zipfile.BadZipFile as exc:
-        data.close()
-        raise FormatError(f"{shown}: not a readable torch.save (zip) file ({exc})") from None
+    storages.members = {key: infos[f"{root}/data/{key}"] for key in seen}
     notes = ("a TorchScript archive (torch.jit.save): its data.pkl read as data, its code never run",) * scripted
     return Loaded(loaded.value, loaded.unknown, storages.read, "PyTorch torch.save (zip)", data.close, notes)
 
 
-def read_legacy(path: Path, shown: str) -> Loaded:
+def read_legacy(path: Path | RemotePath, shown: str) -> Loaded:
     """The object of a file in PyTorch's legacy format (before 1.6), its storages mapped for reading."""
     data = _map(path, shown)
     try:
@@ -225,7 +234,7 @@ def read_legacy(path: Path, shown: str) -> Loaded:
         raise
 
 
-def _legacy(data: mmap.mmap, shown: str) -> Loaded:
+def _legacy(data: Bytes, shown: str) -> Loaded:
     def nothing(pid: Any) -> Any:
         raise FormatError(f"{shown}: a persistent object in the header of a legacy torch file")
 
@@ -262,13 +271,15 @@ def _legacy(data: mmap.mmap, shown: str) -> Loaded:
     return Loaded(loaded.value, loaded.unknown, storages.read, "PyTorch torch.save (legacy, before 1.6)", data.close)
 
 
-def read_torch_file(path: Path, shown: str) -> ModelFile:
+def read_torch_file(path: Path | RemotePath, shown: str) -> ModelFile:
     """A ``torch.save`` file of either layout, as a :class:`ModelFile` of its state dict's BN layers."""
     with path.open("rb") as stream:
         head = stream.read(4)
+        stream.seek(0)
+        tar = head != b"PK\x03\x04" and not is_legacy(path) and tarfile.is_tarfile(stream)
     if head == b"PK\x03\x04":
         loaded = read_torch_zip(path, shown)
-    elif is_legacy(path) or not tarfile.is_tarfile(path):
+    elif not tar:
         loaded = read_legacy(path, shown)
     else:
         raise FormatError(f"{shown}: a tar archive: PyTorch's tar format (before 0.4) is not read")

@@ -5,13 +5,19 @@ place, as a window on the archive."""
 from __future__ import annotations
 
 import io
-import os
 import struct
 import zipfile
 import zlib
-from typing import Any, BinaryIO
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import FormatError
+from .files import is_url, location, open_binary, pread
+
+if TYPE_CHECKING:
+    from .remote import RemotePath
 
 ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, RuntimeError, NotImplementedError, EOFError, ValueError)
 # (ValueError: zipfile decodes a damaged member name as UTF-8 and lets UnicodeDecodeError out)
@@ -40,7 +46,7 @@ class Window(io.RawIOBase):
 
     def __init__(self, path: str, start: int, size: int) -> None:
         super().__init__()
-        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 (closed with the window)
+        self._file = open_binary(path)  # closed with the window
         self._start, self._size, self._pos = start, size, 0
 
     def readable(self) -> bool:
@@ -63,7 +69,7 @@ class Window(io.RawIOBase):
         count = min(len(buffer), self._size - self._pos)
         if count <= 0:
             return 0
-        data = os.pread(self._file.fileno(), count, self._start + self._pos)
+        data = pread(self._file, count, self._start + self._pos)
         buffer[: len(data)] = data
         self._pos += len(data)
         return len(data)
@@ -73,10 +79,27 @@ class Window(io.RawIOBase):
         super().close()
 
 
+@contextmanager
+def zip_archive(path: str | Path | RemotePath) -> Iterator[zipfile.ZipFile]:
+    """The zip at ``path`` open (a remote one read by range: its central directory at the end, then the
+    members asked for)."""
+    target = location(path)
+    if isinstance(target, Path):
+        with zipfile.ZipFile(target) as archive:
+            yield archive
+    else:
+        with target.open("rb") as stream, zipfile.ZipFile(stream) as archive:
+            yield archive
+
+
 def data_start(archive: BinaryIO, info: zipfile.ZipInfo) -> int:
     """Where the bytes of member ``info`` start in the open ``archive``: after its local header."""
     archive.seek(info.header_offset)
-    header = archive.read(30)
+    return member_start(archive.read(30), info)
+
+
+def member_start(header: bytes, info: zipfile.ZipInfo) -> int:
+    """Where the bytes of member ``info`` start, from the first 30 bytes of its local ``header``."""
     if len(header) < 30 or header[:4] != b"PK\x03\x04":
         raise zipfile.BadZipFile(f"bad local file header of {info.filename}")
     name_length, extra_length = struct.unpack("<HH", header[26:30])
@@ -85,11 +108,14 @@ def data_start(archive: BinaryIO, info: zipfile.ZipInfo) -> int:
 
 def stored_member(path: str, info: zipfile.ZipInfo, shown: str) -> Window | None:
     """An uncompressed member as a window on the archive, its CRC-32 checked as zipfile would (streamed,
-    so memory does not grow with the file); None for a compressed or encrypted member (read in memory)."""
+    so memory does not grow with the file; not in a remote archive, which that would download whole); None for
+    a compressed or encrypted member (read in memory)."""
     if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
         return None
-    with open(path, "rb") as archive:
+    with open_binary(path) as archive:
         start = data_start(archive, info)
+        if is_url(path):
+            return Window(path, start, info.file_size)
         archive.seek(start)
         crc, left, chunk = 0, info.file_size, bytearray(1 << 20)
         while left > 0:

@@ -6,9 +6,13 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
+from ..stores import scheme_of
+
 
 def relative_path(path: str) -> str:
-    """The path relative to the working directory where possible, with forward slashes."""
+    """The path relative to the working directory where possible, with forward slashes; a URL as it is."""
+    if scheme_of(path):
+        return path
     try:
         relative = os.path.relpath(path)
     except ValueError:  # another drive on Windows

@@ -1,0 +1,191 @@
+"""Servers on 127.0.0.1 for the remote-input tests: an HTTP file server with Range support that counts what it
+sends, and moto's S3 server. Nothing leaves the machine."""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+
+
+@dataclass
+class Traffic:
+    """What the server sent: requests by method and the body bytes of every GET."""
+
+    requests: int = 0
+    gets: int = 0
+    bytes: int = 0
+    paths: list[str] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.requests = self.gets = self.bytes = 0
+        self.paths.clear()
+
+
+class RangeServer(ThreadingHTTPServer):
+    """Serves ``root`` like a static file host (HEAD, GET, ``Range: bytes=a-b``, directory pages of links).
+    ``ignore_range``: answer every GET with the whole file; ``forbidden``: paths answered 403; ``stall``: paths
+    whose answer never comes."""
+
+    daemon_threads = True
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.root = root.resolve()
+        self.traffic = Traffic()
+        self.ignore_range = False
+        self.forbidden: set[str] = set()
+        self.stall: set[str] = set()
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: RangeServer
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out at once (no 40 ms delayed-ACK stall per request)
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+    def do_HEAD(self) -> None:
+        self._answer(body=False)
+
+    def do_GET(self) -> None:
+        self._answer(body=True)
+
+    def _answer(self, body: bool) -> None:
+        server = self.server
+        path = unquote(self.path.split("?", 1)[0])
+        with server.lock:
+            server.traffic.requests += 1
+            server.traffic.gets += body
+            server.traffic.paths.append(f"{self.command} {path}")
+        if path in server.stall:
+            time.sleep(30)
+            return
+        if path in server.forbidden:
+            self._status(HTTPStatus.FORBIDDEN)
+            return
+        target = (server.root / path.lstrip("/")).resolve()
+        if server.root not in (target, *target.parents) or not target.exists():
+            self._status(HTTPStatus.NOT_FOUND)
+            return
+        if target.is_dir():
+            data, kind, status, extra = self._listing(path, target), "text/html", HTTPStatus.OK, {}
+        else:
+            data, status, extra = target.read_bytes(), HTTPStatus.OK, {"Accept-Ranges": "bytes"}
+            kind = "application/octet-stream"
+            match = _RANGE.match(self.headers.get("Range", ""))
+            if match and not server.ignore_range:
+                start = int(match[1])
+                end = min(int(match[2]) if match[2] else len(data) - 1, len(data) - 1)
+                if start >= len(data):
+                    self._status(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
+                    return
+                extra["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+                data, status = data[start : end + 1], HTTPStatus.PARTIAL_CONTENT
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in extra.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if body:
+            with server.lock:
+                server.traffic.bytes += len(data)
+            with contextlib.suppress(ConnectionError):
+                self.wfile.write(data)
+
+    def _listing(self, path: str, directory: Path) -> bytes:
+        base = path if path.endswith("/") else path + "/"
+        links = [
+            f'<a href="{quote(base + p.name + ("/" if p.is_dir() else ""))}">{html.escape(p.name)}</a>'
+            for p in sorted(directory.iterdir())
+        ]
+        return ("<html><body>" + "<br>".join(links) + "</body></html>").encode()
+
+    def _status(self, status: HTTPStatus) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@contextlib.contextmanager
+def range_server(root: Path) -> Iterator[RangeServer]:
+    server = RangeServer(root)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@contextlib.contextmanager
+def s3_server() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1; yields its endpoint URL."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def upload(endpoint: str, bucket: str, root: Path, prefix: str = "") -> None:
+    """Every file under ``root`` into ``bucket`` (created), under ``prefix``."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint, **_credentials())
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=bucket)
+    for current, _, files in os.walk(root):
+        for name in files:
+            path = Path(current) / name
+            key = (prefix + "/" if prefix else "") + path.relative_to(root).as_posix()
+            client.upload_file(str(path), bucket, key)
+
+
+def _credentials() -> dict[str, str]:
+    return {
+        "aws_access_key_id": S3_ENV["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": S3_ENV["AWS_SECRET_ACCESS_KEY"],
+        "region_name": S3_ENV["AWS_DEFAULT_REGION"],
+    }

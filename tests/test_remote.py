@@ -1,0 +1,284 @@
+"""Models read from servers on 127.0.0.1: an HTTP server with Range support (counting what it sends) and
+moto's S3 server. A URL gives the report of the same file on disk; what goes wrong is exit 2 naming the
+URL and the reason; a Report pickles and a registry scan maps on a Dask cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+import bncheck
+from bncheck.config import Settings
+from bncheck.errors import InputError
+from bncheck.stores import Options
+
+from .conftest import FIXTURES, run_cli
+from .servers import S3_ENV, RangeServer, free_port, range_server, s3_server, upload
+
+# One model of every format bncheck reads, as fixtures/ holds it (the last is a scan of a directory).
+MODELS = [
+    "tf2_fit/ckpt-1",  # TF2 checkpoint prefix
+    "tf1_no_control_deps",  # a directory with a checkpoint state file; the .meta graph beside it (BN101)
+    "tf1_two_shards",  # two data shards
+    "tf1_partitioned",  # partitioned variables, read slice by slice
+    "exports/tfk_savedmodel",  # SavedModel with keras_metadata.pb
+    "exports/tf2_serving_training",  # SavedModel whose signature normalises with batch statistics (BN013)
+    "keras/k3_fit/model.keras",
+    "keras/tfk_fit/model.h5",
+    "keras/k3_fit/model.weights.h5",
+    "exports/frozen_training/frozen.pb",
+    "graphs/onnx/training_mode.onnx",
+    "torch/eval_mode.pt",  # zip
+    "torch/healthy_legacy.pt",  # legacy stream
+    "torch/views.pt",  # statistics as views of larger storages
+    "torch/healthy.safetensors",
+    "torch/sharded/model.safetensors.index.json",
+    "torch/imagenet/checkpoint.pth.tar",
+    "torch",  # a scan
+]
+BUCKET = "models"
+SECRET = "sEcReT-never-printed"
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[RangeServer]:
+    with range_server(FIXTURES) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[dict[str, str]]:
+    """moto's S3 server with fixtures/ uploaded under s3://models/fixtures/; the environment a user sets."""
+    with s3_server() as endpoint:
+        env = {**S3_ENV, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_ENDPOINT_URL": endpoint}
+        upload(endpoint, BUCKET, FIXTURES, "fixtures")
+        yield env
+
+
+@cache
+def _on_disk(model: str) -> tuple[int, dict]:
+    result = run_cli("inspect", f"fixtures/{model}", "--format", "json")
+    return result.returncode, json.loads(result.stdout)
+
+
+def _inspect(url: str, base: str, env: dict[str, str] | None = None, *args: str) -> tuple[int, dict, str]:
+    """Exit status, the json report with ``base`` read as ``fixtures/`` (as the disk report names files), stderr."""
+    result = run_cli("inspect", url, "--format", "json", *args, env=env)
+    assert result.stdout, result.stderr
+    return result.returncode, json.loads(result.stdout.replace(base, "fixtures/")), result.stderr
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_url_over_http_gives_the_report_of_the_file_on_disk(http: RangeServer, model: str) -> None:
+    http.traffic.reset()
+    status, report, stderr = _inspect(f"{http.url}/{model}", f"{http.url}/")
+    assert (status, report) == _on_disk(model), stderr
+    size = sum(p.stat().st_size for p in (FIXTURES / model).parent.rglob("*") if p.is_file())
+    assert http.traffic.bytes <= size  # never more than the files hold, though each is probed by several readers
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_url_on_s3_gives_the_report_of_the_file_on_disk(s3: dict[str, str], model: str) -> None:
+    status, report, stderr = _inspect(f"s3://{BUCKET}/fixtures/{model}", f"s3://{BUCKET}/fixtures/", s3)
+    assert (status, report) == _on_disk(model), stderr
+    assert SECRET not in json.dumps(report) + stderr
+
+
+def test_diff_takes_urls(s3: dict[str, str], http: RangeServer) -> None:
+    a, b = "torch/diff/base.pt", "torch/diff/finetuned_eval.pt"
+    disk = run_cli("diff", f"fixtures/{a}", f"fixtures/{b}", "--format", "json", "--frozen", "*")
+    remote = run_cli(
+        "diff", f"s3://{BUCKET}/fixtures/{a}", f"{http.url}/{b}", "--format", "json", "--frozen", "*", env=s3
+    )
+    assert remote.returncode == disk.returncode == 1, remote.stderr  # BN202: a frozen layer changed
+    text = remote.stdout.replace(f"s3://{BUCKET}/fixtures/", "fixtures/").replace(f"{http.url}/", "fixtures/")
+    assert json.loads(text) == json.loads(disk.stdout)
+
+
+@pytest.fixture(scope="module")
+def big_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 14 MB TF2 checkpoint of six 3x3x256x256 convolutions, each with a BN layer, trained a step (TensorFlow)."""
+    directory = tmp_path_factory.mktemp("big")
+    script = textwrap.dedent(
+        """
+        import sys
+        import numpy as np, tensorflow as tf, keras
+        layers = [keras.Input((8, 8, 256))]
+        for _ in range(6):
+            layers += [keras.layers.Conv2D(256, 3, padding="same", use_bias=False), keras.layers.BatchNormalization()]
+        model = keras.Sequential(layers + [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+        rng = np.random.default_rng(0)
+        model.fit(rng.normal(size=(16, 8, 8, 256)), rng.normal(size=(16, 1)), epochs=1, verbose=0)
+        tf.train.Checkpoint(model=model).write(sys.argv[1])
+        """
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    subprocess.run([sys.executable, "-c", script, str(directory / "ckpt")], check=True, env=env, timeout=300)
+    return directory
+
+
+def test_a_checkpoint_is_read_by_range(big_checkpoint: Path) -> None:
+    """The index, the object graph and the BN tensors: a few percent of the bytes, in few requests."""
+    files = sum(p.stat().st_size for p in big_checkpoint.iterdir())
+    disk = run_cli("inspect", str(big_checkpoint / "ckpt"), "--format", "json")
+    with range_server(big_checkpoint) as server:
+        status, report, stderr = _inspect(f"{server.url}/ckpt", f"{server.url}/")
+        traffic = server.traffic
+    assert status == disk.returncode == 0, stderr
+    assert report["files"][0]["layers"] == json.loads(disk.stdout)["files"][0]["layers"]
+    assert len(report["files"][0]["layers"]) == 6
+    assert traffic.bytes < 0.03 * files, (traffic.bytes, files)
+    assert traffic.requests <= 40, traffic.paths
+
+
+# --------------------------------------------------------------------------- what goes wrong: exit 2, URL and reason
+
+
+def _refused(url: str, reason: str, env: dict[str, str] | None = None, *args: str, within: float = 30) -> str:
+    start = time.monotonic()
+    result = run_cli("inspect", url, *args, env=env)
+    elapsed = time.monotonic() - start
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"bncheck: error: {url}" in result.stderr and reason in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert elapsed < within, elapsed
+    return result.stderr
+
+
+def test_a_missing_file_is_named(http: RangeServer) -> None:
+    _refused(f"{http.url}/torch/missing.pt", "no such file, directory or checkpoint prefix")
+
+
+def test_a_forbidden_file_says_access_denied(http: RangeServer) -> None:
+    http.forbidden.add("/torch/eval_mode.pt")
+    try:
+        _refused(f"{http.url}/torch/eval_mode.pt", "access denied (HTTP 403")
+    finally:
+        http.forbidden.clear()
+
+
+def test_a_server_that_is_not_there_is_unreachable() -> None:
+    _refused(f"http://127.0.0.1:{free_port()}/model.pt", "unreachable")
+
+
+def test_a_server_that_does_not_answer_times_out(http: RangeServer, tmp_path: Path) -> None:
+    config = tmp_path / "bncheck.toml"
+    config.write_text("[remote]\ntimeout = 1\n")
+    http.stall.add("/torch/eval_mode.pt")
+    try:
+        _refused(f"{http.url}/torch/eval_mode.pt", "no answer within 1 s", None, "--config", str(config), within=15)
+    finally:
+        http.stall.clear()
+
+
+def test_a_server_that_ignores_range_is_refused_unless_a_download_limit_allows(
+    big_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Reading the BN tensors would download the whole data file: refused; a download limit allows it."""
+    disk = run_cli("inspect", str(big_checkpoint / "ckpt"), "--format", "json")
+    config = tmp_path / "bncheck.toml"
+    config.write_text("[remote]\ndownload-limit = 100_000_000\n")
+    with range_server(big_checkpoint) as server:
+        server.ignore_range = True
+        _refused(f"{server.url}/ckpt", "the server ignores Range requests")
+        status, report, stderr = _inspect(f"{server.url}/ckpt", f"{server.url}/", None, "--config", str(config))
+        with pytest.raises(InputError, match="ignores Range"):  # the API too, and its Settings
+            bncheck.inspect(f"{server.url}/ckpt")
+        api = bncheck.inspect(f"{server.url}/ckpt", Settings(remote=Options(download_limit=100_000_000)))
+    assert status == disk.returncode == 0, stderr
+    assert report["files"][0]["layers"] == json.loads(disk.stdout)["files"][0]["layers"]
+    assert [layer.name for layer in api.layers] == [layer["name"] for layer in report["files"][0]["layers"]]
+
+
+def test_a_url_without_the_remote_extra_says_what_to_install() -> None:
+    """As if fsspec were not installed: exit 2 naming the extra."""
+    code = "import sys; sys.modules['fsspec'] = None; from bncheck.cli import main; main()"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "inspect", "s3://bucket/model.pt"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "s3://bucket/model.pt: reading s3:// URLs needs s3fs and fsspec: pip install 'bncheck[remote]'" in (
+        result.stderr
+    )
+
+
+def test_s3_failures_name_the_url_and_never_the_credentials(s3: dict[str, str]) -> None:
+    for url, reason, env in [
+        (f"s3://{BUCKET}/fixtures/torch/missing.pt", "no such file", s3),
+        ("s3://no-such-bucket/model.pt", "not found", s3),
+        (f"s3://{BUCKET}/model.pt", "unreachable", {**s3, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}),
+    ]:
+        assert SECRET not in _refused(url, reason, env)
+
+
+def test_remote_settings_are_checked(tmp_path: Path) -> None:
+    for text, message in [
+        ("[remote]\nretries = 3\n", "unknown key 'retries' in [tool.bncheck.remote]"),
+        ("[remote]\ntimeout = -1\n", "remote timeout must be a number of seconds"),
+        ("[remote.storage-options.ftp]\nhost = 'x'\n", "storage-options for unknown scheme 'ftp'"),
+    ]:
+        config = tmp_path / "bncheck.toml"
+        config.write_text(text)
+        result = run_cli("inspect", "fixtures/torch/eval_mode.pt", "--config", str(config))
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_storage_options_reach_the_store(s3: dict[str, str], tmp_path: Path) -> None:
+    """The endpoint given in [tool.bncheck.remote.storage-options.s3], not in the environment."""
+    env = {key: value for key, value in s3.items() if key != "AWS_ENDPOINT_URL"}
+    config = tmp_path / "bncheck.toml"
+    config.write_text(f"[remote.storage-options.s3]\nendpoint_url = '{s3['AWS_ENDPOINT_URL']}'\n")
+    status, report, stderr = _inspect(
+        f"s3://{BUCKET}/fixtures/torch/eval_mode.pt", f"s3://{BUCKET}/fixtures/", env, "--config", str(config)
+    )
+    assert (status, report) == _on_disk("torch/eval_mode.pt"), stderr
+
+
+# --------------------------------------------------------------------------- scale out
+
+
+def test_a_report_pickles(http: RangeServer) -> None:
+    """No open file or closure inside: a report made from a URL crosses a process boundary whole."""
+    for model in MODELS[:-1]:
+        report = bncheck.inspect(f"{http.url}/{model}")
+        copy = pickle.loads(pickle.dumps(report))
+        assert copy.findings == report.findings and copy.notes == report.notes and copy.step == report.step
+        assert [(layer.name, layer.stats) for layer in copy.layers] == [(la.name, la.stats) for la in report.layers]
+
+
+def test_a_registry_scan_maps_on_a_dask_cluster(s3: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``client.map(bncheck.inspect, urls)`` on a LocalCluster of worker processes, credentials from the
+    environment the workers inherit: the reports of the files on disk."""
+    distributed = pytest.importorskip("distributed")
+    for key, value in s3.items():
+        monkeypatch.setenv(key, value)
+    models = ["torch/eval_mode.pt", "torch/healthy.safetensors", "keras/k3_fit/model.keras", "tf2_fit/ckpt-1"]
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        futures = client.map(bncheck.inspect, [f"s3://{BUCKET}/fixtures/{m}" for m in models], settings=Settings())
+        reports = client.gather(futures)
+    for model, report in zip(models, reports, strict=True):
+        local = bncheck.inspect(str(FIXTURES / model))
+        assert [(f.code, f.layer, f.message) for f in report.findings] == [
+            (f.code, f.layer, f.message) for f in local.findings
+        ]
+
+
+def test_jobs_give_the_output_of_one_process() -> None:
+    one = run_cli("inspect", "fixtures", "--format", "json")
+    two = run_cli("inspect", "fixtures", "--format", "json", "--jobs", "2")
+    assert (two.returncode, two.stdout) == (one.returncode, one.stdout)
+    assert one.returncode == 1 and len(json.loads(one.stdout)["files"]) > 100
