@@ -33,7 +33,7 @@ def read_layers(model: ModelFile, load: bool = True) -> Report:
     layers, notes = _grouped(model)
     errors = list(model.errors)
     if load and not model.errors:
-        layers = [layer for chunk in _chunks(layers) for layer in _load(chunk, model.path, errors)]
+        layers = [layer for chunk in chunks(layers) for layer in _load(chunk, model.path, errors)]
     return _report(model, layers, notes=notes, errors=errors)
 
 
@@ -62,7 +62,7 @@ def analyse(model: ModelFile, settings: Settings, keep_values: bool = True) -> R
     waiting = [rule for rule in per_layer if rule not in streamed]
     in_stream = context if step else replace(context, evidence=_not_before_every_layer)
     found: list[Finding] = []
-    for chunk in _chunks(grouped):
+    for chunk in chunks(grouped):
         loaded = chunk if model.errors else _load(chunk, model.path, errors)
         for layer in loaded:
             for rule in streamed:
@@ -135,7 +135,7 @@ def _not_before_every_layer() -> str | None:
     raise RuntimeError("a rule that asks context.training_evidence must need Needs.SUMMARIES")
 
 
-def _chunks(layers: list[BNLayer]) -> Iterator[list[BNLayer]]:
+def chunks(layers: list[BNLayer]) -> Iterator[list[BNLayer]]:
     """Consecutive runs of layers holding about CHUNK_ELEMENTS values together."""
     chunk: list[BNLayer] = []
     elements = 0

@@ -5,6 +5,9 @@ measured in float64: *identical* means bit-identical float64 values; otherwise t
 variable changed *within* tolerance when every element has |b - a| <= atol + rtol * |a|
 (``change_atol``/``change_rtol``, both 0 by default), else it *changed*. Then the diff
 rules (``Kind.DIFF``) judge the pairs.
+
+Values stream as in inspect: a chunk of A's layers and their namesakes in B are loaded, measured and
+summarised before the next, so memory does not grow with the models (the report keeps Stats, not values).
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ from fnmatch import fnmatchcase
 
 import numpy as np
 
-from .analysis import read_layers
+from .analysis import chunks, load_values, read_layers
 from .config import Settings
 from .deltas import Delta, DiffReport, LayerPair
 from .facts import ModelFile
 from .grouping import natural_key
 from .layers import ROLES, BNLayer
+from .report import Report
 from .rules import DiffContext, DiffRule, Kind, of_kind
+from .stats import PackedStats
 
 _FLOAT_EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
 
@@ -28,10 +33,8 @@ _FLOAT_EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "fl
 def compare(a: ModelFile, b: ModelFile, settings: Settings, must_not_change: tuple[str, ...] = ()) -> DiffReport:
     """Pair the BN layers of ``a`` and ``b`` by name, measure their changes, run the diff rules;
     ``must_not_change``: layer-name globs the user declared frozen (--frozen)."""
-    side_a, side_b = read_layers(a), read_layers(b)
-    rtol, atol = settings.thresholds.change_rtol, settings.thresholds.change_atol
-    in_a, in_b = {layer.name for layer in side_a.layers}, {layer.name: layer for layer in side_b.layers}
-    pairs = [pair_layers(layer, in_b[layer.name], rtol, atol) for layer in side_a.layers if layer.name in in_b]
+    side_a, side_b, pairs = _paired(a, b, settings.thresholds.change_rtol, settings.thresholds.change_atol)
+    in_a, in_b = {layer.name for layer in side_a.layers}, {layer.name for layer in side_b.layers}
     only_a = [layer.name for layer in side_a.layers if layer.name not in in_b]
     only_b = [layer.name for layer in side_b.layers if layer.name not in in_a]
     paired = DiffReport(side_a, side_b, pairs, only_a, only_b)
@@ -46,6 +49,39 @@ def compare(a: ModelFile, b: ModelFile, settings: Settings, must_not_change: tup
         if not settings.ignored_at(finding.code, paths, finding.layer)
     ]
     return replace(paired, findings=sorted(found, key=lambda f: (natural_key(f.layer or ""), f.code)))
+
+
+def _paired(a: ModelFile, b: ModelFile, rtol: float, atol: float) -> tuple[Report, Report, list[LayerPair]]:
+    """Each side's layers (summarised) and the pairs, measured a chunk of A's layers and their namesakes in B at
+    a time, B's other layers after; each side's errors in the order of its layers."""
+    side_a, side_b = read_layers(a, load=False), read_layers(b, load=False)
+    in_b = {layer.name: layer for layer in side_b.layers}
+    done: tuple[dict[str, BNLayer], dict[str, BNLayer]] = ({}, {})  # per side: name -> loaded, summarised
+
+    def load(model: ModelFile, layers: list[BNLayer]) -> list[BNLayer]:
+        return layers if model.errors else load_values(layers, model.path)[0]
+
+    pairs = []
+    for chunk in chunks(side_a.layers):
+        mates = {layer.name: layer for layer in load(b, [in_b[x.name] for x in chunk if x.name in in_b])}
+        for layer in load(a, chunk):
+            done[0][layer.name] = _summarised(layer)
+            if layer.name in mates:
+                done[1][layer.name] = _summarised(mates[layer.name])
+                pair = pair_layers(layer, mates[layer.name], rtol, atol)
+                pairs.append(replace(pair, a=done[0][layer.name], b=done[1][layer.name]))
+    for chunk in chunks([layer for layer in side_b.layers if layer.name not in done[1]]):
+        done[1].update((layer.name, _summarised(layer)) for layer in load(b, chunk))
+    sides = []
+    for side, (report, model) in enumerate(((side_a, a), (side_b, b))):
+        layers = [done[side].get(layer.name, layer) for layer in report.layers]
+        failed = [layer.unreadable for layer in layers if layer.unreadable]
+        sides.append(replace(report, layers=layers, errors=[*model.errors, *failed]))
+    return sides[0], sides[1], pairs
+
+
+def _summarised(layer: BNLayer) -> BNLayer:
+    return layer.summarised(PackedStats(layer.stats)) if layer.values else layer
 
 
 def pair_layers(a: BNLayer, b: BNLayer, rtol: float = 0.0, atol: float = 0.0) -> LayerPair:

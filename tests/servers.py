@@ -8,6 +8,8 @@ import html
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -89,20 +91,26 @@ class _Handler(BaseHTTPRequestHandler):
         if target.is_dir():
             data, kind, status, extra = self._listing(path, target), "text/html", HTTPStatus.OK, {}
         else:
-            data, status, extra = target.read_bytes(), HTTPStatus.OK, {"Accept-Ranges": "bytes"}
+            size = target.stat().st_size
+            start, end, status, extra = 0, size - 1, HTTPStatus.OK, {"Accept-Ranges": "bytes"}
             kind = "application/octet-stream"
             match = _RANGE.match(self.headers.get("Range", ""))
             if match and not server.ignore_range:
                 start = int(match[1])
-                end = min(int(match[2]) if match[2] else len(data) - 1, len(data) - 1)
-                if start >= len(data):
+                end = min(int(match[2]) if match[2] else size - 1, size - 1)
+                if start >= size:
                     self._status(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
                     return
-                extra["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
-                data, status = data[start : end + 1], HTTPStatus.PARTIAL_CONTENT
+                extra["Content-Range"] = f"bytes {start}-{end}/{size}"
+                status = HTTPStatus.PARTIAL_CONTENT
+            with target.open("rb") as stream:
+                stream.seek(start)
+                data = stream.read(end + 1 - start) if body else b""
+            if not body:
+                extra["Content-Length"] = str(end + 1 - start)
         self.send_response(status)
         self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(data)))
+        extra.setdefault("Content-Length", str(len(data)))
         for key, value in extra.items():
             self.send_header(key, value)
         self.end_headers()
@@ -153,8 +161,23 @@ S3_ENV = {
 
 
 @contextlib.contextmanager
-def s3_server() -> Iterator[str]:
-    """moto's S3 server on 127.0.0.1; yields its endpoint URL."""
+def s3_server(own_process: bool = False) -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 (in a thread, or ``own_process``: its memory and CPU not counted as the
+    caller's); yields its endpoint URL."""
+    if own_process:
+        port = free_port()
+        code = f"from moto.server import main; main(['-H', '127.0.0.1', '-p', '{port}'])"
+        server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(200):
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+                time.sleep(0.05)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        return
     import logging
 
     from moto.server import ThreadedMotoServer

@@ -343,3 +343,14 @@ def test_a_removed_gamma_is_not_training() -> None:
         DiffReport(Report("a", "test"), Report("b", "test"), [pair_layers(a, b_trained)]), context
     )
     assert trained.message.startswith("gamma by up to 0.25")
+
+
+def test_diff_streams_values_and_keeps_their_summaries() -> None:
+    """A chunk of layers at a time: the report holds each side's Stats, no values (memory bounded), and the
+    deltas are those of the values (a checkpoint against itself: every layer identical)."""
+    prefix = str(next((FIXTURES / "tf1_many_vars").glob("*.index")))[: -len(".index")]
+    report = bncheck.diff(prefix, prefix)
+    assert len(report.pairs) > 100
+    for side in (report.a, report.b):
+        assert all(not layer.values and layer.stats for layer in side.layers)
+    assert all(pair.identical and not pair.a.values and pair.a.stats == pair.b.stats for pair in report.pairs)

@@ -22,7 +22,7 @@ from bncheck.config import Settings
 from bncheck.errors import InputError
 from bncheck.stores import Options
 
-from .conftest import FIXTURES, run_cli
+from .conftest import FIXTURES, ROOT, run_cli
 from .servers import S3_ENV, RangeServer, free_port, range_server, s3_server, upload
 
 # One model of every format bncheck reads, as fixtures/ holds it (the last is a scan of a directory).
@@ -282,3 +282,37 @@ def test_jobs_give_the_output_of_one_process() -> None:
     two = run_cli("inspect", "fixtures", "--format", "json", "--jobs", "2")
     assert (two.returncode, two.stdout) == (one.returncode, one.stdout)
     assert one.returncode == 1 and len(json.loads(one.stdout)["files"]) > 100
+
+
+def test_a_long_scan_shows_progress_on_a_terminal_only() -> None:
+    """Rich's progress bar on stderr when it is a terminal (a pty here), not when piped, not under CI."""
+    import pty
+    import tempfile
+
+    env = {key: value for key, value in os.environ.items() if key != "CI"}
+    env.update(NO_COLOR="1", COLUMNS="100")
+    controller, terminal = pty.openpty()
+    command = [sys.executable, "-m", "bncheck", "inspect", "fixtures/torch", "--format", "json"]
+    with (
+        tempfile.TemporaryFile() as stdout,
+        subprocess.Popen(command, stdout=stdout, stderr=terminal, env=env, cwd=ROOT) as process,
+    ):
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            shown += chunk
+        process.wait(timeout=120)
+        stdout.seek(0)
+        out = stdout.read()
+    os.close(controller)
+    assert b"inspecting 26 models" in shown
+    assert json.loads(out)["summary"]["errors"] > 0  # the report itself is untouched, on stdout
+    piped = subprocess.run(command, capture_output=True, env=env, cwd=ROOT, timeout=120)
+    in_ci = subprocess.run(command, capture_output=True, env={**env, "CI": "true"}, cwd=ROOT, timeout=120)
+    assert b"inspecting" not in piped.stderr and b"inspecting" not in in_ci.stderr
