@@ -87,6 +87,12 @@ class Variable:
     def __reduce__(self) -> tuple[Any, ...]:  # pickled without its file's reader (an open file, a closure)
         return Variable, (self.key, self.name, self.dtype, self.shape, detached, self.slots)
 
+    def __copy__(self) -> Variable:  # a copy in this process still reads its file
+        return Variable(self.key, self.name, self.dtype, self.shape, self.read, self.slots)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Variable:
+        return self.__copy__()
+
     @property
     def size(self) -> int:
         return math.prod(self.shape)  # 1 for a scalar

@@ -20,15 +20,15 @@ def found_at(
     from .errors import BncheckError
     from .readers.discover import find_models
     from .report import Report
-    from .stores import configure
+    from .stores import configure, redacted
 
     configure(settings.remote)
     try:
         models = find_models(path, settings.exclude + tuple(exclude))
     except BncheckError as exc:
-        return Report(path, "unreadable", errors=[str(exc)])
+        return Report(redacted(path), "unreadable", errors=[str(exc)])
     if meta and len(models) > 1:
-        raise BncheckError(f"--meta names the graph of one model, but {path} holds {len(models)}")
+        raise BncheckError(f"--meta names the graph of one model, but {redacted(path)} holds {len(models)}")
     return models
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 # scheme -> (fsspec protocol, the package that serves it)
 SCHEMES = {
@@ -51,3 +52,15 @@ def scheme_of(text: str) -> str | None:
     """The scheme of a URL bncheck reads remotely (``s3``, ``https``...), else None (a local path)."""
     match = _URL.match(text)
     return match[1].lower() if match and match[1].lower() in SCHEMES else None
+
+
+def redacted(text: str) -> str:
+    """``text`` as outputs may show it: a URL without its user, password, query and fragment (where presigned
+    URLs carry their signature); anything else as it is."""
+    if scheme_of(text) is None:
+        return text
+    parts = urlsplit(text)
+    if not (parts.username or parts.password or parts.query or parts.fragment):
+        return text
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"

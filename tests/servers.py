@@ -39,7 +39,8 @@ class Traffic:
 class RangeServer(ThreadingHTTPServer):
     """Serves ``root`` like a static file host (HEAD, GET, ``Range: bytes=a-b``, directory pages of links).
     ``ignore_range``: answer every GET with the whole file; ``forbidden``: paths answered 403; ``stall``: paths
-    whose answer never comes."""
+    whose answer never comes; ``no_length``: paths answered without a Content-Length (chunked). Files carry an
+    ETag of their size and modification time."""
 
     daemon_threads = True
 
@@ -50,6 +51,7 @@ class RangeServer(ThreadingHTTPServer):
         self.ignore_range = False
         self.forbidden: set[str] = set()
         self.stall: set[str] = set()
+        self.no_length: set[str] = set()
         self.lock = threading.Lock()
 
     @property
@@ -91,8 +93,10 @@ class _Handler(BaseHTTPRequestHandler):
         if target.is_dir():
             data, kind, status, extra = self._listing(path, target), "text/html", HTTPStatus.OK, {}
         else:
-            size = target.stat().st_size
-            start, end, status, extra = 0, size - 1, HTTPStatus.OK, {"Accept-Ranges": "bytes"}
+            info = target.stat()
+            size = info.st_size
+            start, end, status = 0, size - 1, HTTPStatus.OK
+            extra = {"Accept-Ranges": "bytes", "ETag": f'"{info.st_mtime_ns}-{size}"'}
             kind = "application/octet-stream"
             match = _RANGE.match(self.headers.get("Range", ""))
             if match and not server.ignore_range:
@@ -110,10 +114,19 @@ class _Handler(BaseHTTPRequestHandler):
                 extra["Content-Length"] = str(end + 1 - start)
         self.send_response(status)
         self.send_header("Content-Type", kind)
-        extra.setdefault("Content-Length", str(len(data)))
+        chunked = path in server.no_length
+        if chunked:
+            extra.pop("Content-Length", None)
+            extra["Transfer-Encoding"] = "chunked"
+        else:
+            extra.setdefault("Content-Length", str(len(data)))
         for key, value in extra.items():
             self.send_header(key, value)
         self.end_headers()
+        if chunked and body:
+            data = f"{len(data):x}\r\n".encode() + data + b"\r\n0\r\n\r\n" if data else b"0\r\n\r\n"
+        elif chunked:
+            data = b""
         if body:
             with server.lock:
                 server.traffic.bytes += len(data)

@@ -316,3 +316,112 @@ def test_a_long_scan_shows_progress_on_a_terminal_only() -> None:
     piped = subprocess.run(command, capture_output=True, env=env, cwd=ROOT, timeout=120)
     in_ci = subprocess.run(command, capture_output=True, env={**env, "CI": "true"}, cwd=ROOT, timeout=120)
     assert b"inspecting" not in piped.stderr and b"inspecting" not in in_ci.stderr
+
+
+# --------------------------------------------------------------------------- hostile and odd servers (a review's finds)
+
+
+def test_a_shard_named_with_encoded_dots_is_refused(tmp_path: Path) -> None:
+    """A URL decodes %2e%2e to '..': a shard so named would be read from outside the model's directory."""
+    import shutil
+
+    repo, private = tmp_path / "repo", tmp_path / "private"
+    shutil.copytree(FIXTURES / "torch" / "sharded", private)
+    repo.mkdir()
+    index = json.loads((private / "model.safetensors.index.json").read_text())
+    index["weight_map"] = {key: f"%2e%2e/private/{name}" for key, name in index["weight_map"].items()}
+    (repo / "model.safetensors.index.json").write_text(json.dumps(index))
+    with range_server(tmp_path) as server:
+        stderr = _refused(f"{server.url}/repo/model.safetensors.index.json", "outside its directory: refused")
+        assert not any("/private/" in line for line in server.traffic.paths), server.traffic.paths
+    assert "%2e%2e" in stderr
+
+
+def test_a_damaged_header_of_any_storage_is_refused_on_disk(tmp_path: Path) -> None:
+    """On disk every storage's zip header is checked at once, as before remote reading made it lazy."""
+    import zipfile
+
+    damaged = tmp_path / "eval_mode.pt"
+    data = bytearray((FIXTURES / "torch" / "eval_mode.pt").read_bytes())
+    with zipfile.ZipFile(FIXTURES / "torch" / "eval_mode.pt") as archive:
+        member = next(info for info in archive.infolist() if info.filename.endswith("/data/0"))
+    data[member.header_offset : member.header_offset + 4] = b"XXXX"
+    damaged.write_bytes(bytes(data))
+    result = run_cli("inspect", str(damaged))
+    assert result.returncode == 2 and "bad local file header" in result.stderr, result.stderr
+
+
+def test_a_server_that_gives_no_size_is_refused(http: RangeServer) -> None:
+    http.no_length.add("/graphs/onnx/training_mode.onnx")
+    try:
+        _refused(f"{http.url}/graphs/onnx/training_mode.onnx", "does not say the size of the file")
+    finally:
+        http.no_length.clear()
+
+
+def test_a_url_with_credentials_is_refused_and_never_printed(http: RangeServer) -> None:
+    host = http.url.removeprefix("http://")
+    for url in (f"http://user:hunter2@{host}/torch/eval_mode.pt", f"{http.url}/torch/eval_mode.pt?Signature=hunter2"):
+        for args in ((), ("--format", "json"), ("--format", "sarif")):
+            result = run_cli("inspect", url, *args)
+            assert result.returncode == 2 and "presigned URL?" in result.stderr
+            assert "hunter2" not in result.stdout + result.stderr
+        diff = run_cli("diff", url, "fixtures/torch/healthy.pt")
+        assert diff.returncode == 2 and "hunter2" not in diff.stdout + diff.stderr
+
+
+def test_threads_share_the_block_cache_safely(http: RangeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several threads of one process (a Dask worker's) read through one block cache, here made tiny."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bncheck.readers import remote
+
+    monkeypatch.setattr(remote, "CACHED_BLOCKS", 2)
+    models = ["torch/eval_mode.pt", "keras/k3_fit/model.keras", "keras/tfk_fit/model.h5", "tf2_fit/ckpt-1"] * 4
+    with ThreadPoolExecutor(8) as pool:
+        reports = list(pool.map(lambda m: bncheck.inspect(f"{http.url}/{m}"), models))
+    for model, report in zip(models, reports, strict=True):
+        assert report.findings == bncheck.inspect(str(FIXTURES / model)).findings, model
+
+
+def test_a_link_loop_on_a_server_ends(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copy(FIXTURES / "torch" / "eval_mode.pt", tmp_path)
+    (tmp_path / "loop").symlink_to(tmp_path)
+    with range_server(tmp_path) as server:
+        result = run_cli("inspect", server.url, "--format", "json")
+        requests = server.traffic.requests
+    assert result.returncode == 1, result.stderr  # the model is inspected: BN002
+    names = [file["path"] for file in json.loads(result.stdout)["files"]]
+    assert names[0].endswith("/eval_mode.pt") and requests < 1000
+
+
+def test_a_missing_file_beside_a_directory_without_pages_is_named(http: RangeServer) -> None:
+    http.forbidden.add("/torch")  # a server without directory pages
+    try:
+        _refused(f"{http.url}/torch/missing.pt", "no such file, directory or checkpoint prefix")
+    finally:
+        http.forbidden.clear()
+
+
+def test_a_directory_with_a_space_is_scanned(tmp_path: Path) -> None:
+    import shutil
+
+    (tmp_path / "sp ace").mkdir()
+    shutil.copy(FIXTURES / "torch" / "eval_mode.pt", tmp_path / "sp ace")
+    with range_server(tmp_path) as server:
+        result = run_cli("inspect", f"{server.url}/sp ace", "--format", "json")
+    assert result.returncode == 1, result.stderr
+    assert [f["path"].rsplit("/", 1)[1] for f in json.loads(result.stdout)["files"]] == ["eval_mode.pt"]
+
+
+def test_a_copied_variable_still_reads_its_file() -> None:
+    import copy
+
+    report = bncheck.inspect(str(FIXTURES / "torch" / "eval_mode.pt"))
+    variable = report.layers[0].variables["moving_mean"]
+    assert (copy.copy(variable).load() == variable.load()).all()
+    assert (copy.deepcopy(variable).load() == variable.load()).all()
+    with pytest.raises(InputError, match="pickled"):
+        pickle.loads(pickle.dumps(variable)).load()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import BncheckError, InputError
 from ..facts import ModelFile
+from ..stores import redacted
 from .discover import Found, find_models, is_saved_model, several_models
 from .files import location
 from .formats import described
@@ -43,7 +44,7 @@ def read_checkpoint(prefix: str, shown: str, format_name: str | None = None) -> 
 
 def open_model(path: str) -> ModelFile:
     """Read the model at ``path``; raise :class:`InputError` saying what was found instead."""
-    return _open(path, path)
+    return _open(path, redacted(path))
 
 
 def open_found(model: Found, meta: str | None = None, graph: bool = True) -> ModelFile:
@@ -73,13 +74,22 @@ def _open(path: str, shown: str) -> ModelFile:
             return one_file or read_checkpoint(_prefix_of_file(target), shown)
         if location(path + ".index").is_file():
             return read_checkpoint(path, shown)
-        if location(path + ".meta").is_file() or any(target.parent.glob(glob.escape(target.name) + ".data-*")):
+        if location(path + ".meta").is_file() or _data_files(target):
             raise InputError(f"{shown}: its checkpoint index {target.name}.index is missing")
     except OSError as exc:  # e.g. a symlink loop or a permission problem while probing
         raise InputError(f"{shown}: cannot read ({exc.strerror or exc})") from None
     if os.path.islink(path):
         raise InputError(f"{shown}: broken symbolic link")
     raise InputError(f"{shown}: no such file, directory or checkpoint prefix{_near_misses(target)}")
+
+
+def _data_files(target: Path | RemotePath) -> bool:
+    """Whether data files of a checkpoint prefix ``target`` lie beside it (a directory that cannot be listed,
+    as a web server without directory pages: none seen)."""
+    try:
+        return any(target.parent.glob(glob.escape(target.name) + ".data-*"))
+    except BncheckError:
+        return False
 
 
 def _is_checkpoint_file(name: str) -> bool:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from ..naming import INDEX_SUFFIX
+from ..stores import redacted
 from .files import is_url, location
 from .formats import scanned_as_model
 from .lfs import refuse_pointer
@@ -58,7 +59,7 @@ def find_models(path: str, exclude: tuple[str, ...] = ()) -> list[Found]:
     """A file or prefix as given; a directory scanned for every model in it (a SavedModel is one)."""
     target = location(path)
     if not target.is_dir():
-        return [Found(path, path)]
+        return [Found(redacted(path), path)]
     found = _scan(target, exclude)
     if not found:
         raise InputError(

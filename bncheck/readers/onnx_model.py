@@ -43,8 +43,8 @@ def read_onnx(path: Path, shown: str) -> ModelFile:
     if modules is None:
         raise InputError(f"{shown}: {EXTRA}")
     onnx, numpy_helper = modules
+    source = str(path) if isinstance(path, Path) else io.BytesIO(path.read_bytes())  # a protobuf: all of it
     try:
-        source = str(path) if isinstance(path, Path) else io.BytesIO(path.read_bytes())  # a protobuf: all of it
         model = onnx.load(source, load_external_data=False)
         graph = model.graph
         tensors = {t.name: t for t in graph.initializer}

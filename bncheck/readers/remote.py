@@ -14,20 +14,23 @@ import fnmatch
 import io
 import posixpath
 import stat
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import InputError
-from ..stores import SCHEMES, options, scheme_of
+from ..stores import SCHEMES, options, redacted, scheme_of
 
 EXTRA = "pip install 'bncheck[remote]'"
 BLOCK = 1 << 14  # bytes fetched at least, and cached, per read
 CACHED_BLOCKS = 2048  # 32 MiB of recent blocks, of every remote file (a file is opened again by each probe)
 DIRECT = 4 * BLOCK  # reads at least this large are fetched exactly, not cached
+MAX_DEPTH = 32  # directory levels a remote scan descends
 
 
 def filesystem(scheme: str, url: str) -> Any:
@@ -51,7 +54,9 @@ def _defaults(protocol: str, timeout: float) -> dict[str, Any]:
     if protocol in ("http", "https"):
         import aiohttp
 
-        return {"client_kwargs": {"timeout": aiohttp.ClientTimeout(total=timeout)}}
+        # a deadline to connect and between reads, not for a whole body (a large graph file may take longer)
+        deadline = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+        return {"client_kwargs": {"timeout": deadline}}
     if protocol == "s3":
         retries = {"max_attempts": 2, "mode": "standard"}
         return {"config_kwargs": {"connect_timeout": timeout, "read_timeout": timeout, "retries": retries}}
@@ -97,11 +102,25 @@ def _ignores_range(exc: BaseException) -> bool:
     return isinstance(exc, ValueError) and "range" in str(exc).lower()
 
 
+def _checked(url: str, scheme: str) -> str:
+    """``url`` as bncheck reads it (an http one with its spaces and such percent-encoded, as pages link to it);
+    one that carries credentials (``user:password@``, a presigned query) is refused: reports name the URL."""
+    if redacted(url) != url:
+        raise InputError(
+            f"{redacted(url)}: a URL with a user, a password or a query (a presigned URL?) is not read, since "
+            "reports name their model by its URL: give credentials in the store's environment or in "
+            "[tool.bncheck.remote]"
+        )
+    return quote(url, safe=":/%@!$&'()*+,;=~[]") if scheme.startswith("http") else url
+
+
 class RemotePath:
     """A file or directory-like prefix in a store, by URL: what readers ask a :class:`pathlib.Path`."""
 
     def __init__(self, url: str, fs: Any = None) -> None:
         self.scheme = scheme_of(url) or ""
+        if fs is None:
+            url = _checked(url, self.scheme)
         self.url = url.rstrip("/") if url.rstrip("/") != f"{self.scheme}:/" else url
         self.fs = fs if fs is not None else filesystem(self.scheme, url)
 
@@ -181,8 +200,18 @@ class RemotePath:
         info = self.info()
         if info is None:
             raise FileNotFoundError(self.url)
-        mode = stat.S_IFREG if info.get("type") == "file" else stat.S_IFDIR
-        return SimpleNamespace(st_size=int(info.get("size") or 0), st_mode=mode | 0o444)
+        if info.get("type") != "file":
+            return SimpleNamespace(st_size=0, st_mode=stat.S_IFDIR | 0o555)
+        return SimpleNamespace(st_size=self._size(info), st_mode=stat.S_IFREG | 0o444)
+
+    def _size(self, info: dict[str, Any]) -> int:
+        size = info.get("size")
+        if not isinstance(size, int) or size < 0:
+            raise InputError(
+                f"{self.url}: the server does not say the size of the file (no Content-Length): bncheck "
+                "reads files by range and needs it"
+            )
+        return size
 
     def iterdir(self) -> Iterator[RemotePath]:
         try:
@@ -197,8 +226,9 @@ class RemotePath:
     def glob(self, pattern: str) -> Iterator[RemotePath]:
         return (child for child in self.iterdir() if fnmatch.fnmatchcase(child.name, pattern))
 
-    def walk(self) -> Iterator[tuple[RemotePath, list[str], list[str]]]:
-        """Like :func:`os.walk` (top down; prune the list of subdirectories in place)."""
+    def walk(self, depth: int = 0) -> Iterator[tuple[RemotePath, list[str], list[str]]]:
+        """Like :func:`os.walk` (top down; prune the list of subdirectories in place), at most MAX_DEPTH levels
+        down (a server's link to a directory above it would make the tree endless)."""
         try:
             listing = self.fs.ls(self._path, detail=True)
         except Exception as exc:
@@ -214,9 +244,11 @@ class RemotePath:
                 if not is_dir and entry.get("size") is not None:
                     _remember(f"{self.url}/{child}", entry)
         subdirs.sort()
+        if depth >= MAX_DEPTH:
+            subdirs.clear()
         yield self, subdirs, sorted(files)
         for name in subdirs:
-            yield from (self / name).walk()
+            yield from (self / name).walk(depth + 1)
 
     def read_bytes(self) -> bytes:
         with self.open("rb") as stream:
@@ -228,13 +260,14 @@ class RemotePath:
         info = self.info()
         if info is None or info.get("type") != "file":
             raise InputError(f"{self.url}: not found")
-        return RangeFile(self, int(info.get("size") or 0))
+        return RangeFile(self, self._size(info))
 
 
 INFO_SECONDS = 60.0  # how long what a store said about a URL is believed
 _INFO: dict[str, tuple[float, dict[str, Any] | None]] = {}
 
 
+_LOCK = threading.Lock()
 _BLOCKS: OrderedDict[tuple[tuple[str, int, str], int], bytes] = OrderedDict()  # (file, block) -> bytes
 
 
@@ -252,7 +285,8 @@ class RangeFile(io.RawIOBase):
         super().__init__()
         self.path, self.size, self._pos = path, size, 0
         info = _INFO.get(path.url, (0.0, None))[1] or {}
-        self._key = (path.url, size, str(info.get("ETag") or info.get("etag") or info.get("LastModified") or ""))
+        version = next((info[k] for k in ("ETag", "etag", "Last-Modified", "LastModified", "mtime") if info.get(k)), "")
+        self._key = (path.url, size, str(version))
         self._whole: bytes | None = None  # a server that ignores Range, within the download limit
         self._file: Any = None
 
@@ -294,18 +328,19 @@ class RangeFile(io.RawIOBase):
             return self._fetch(start, end)
         first, last = start // BLOCK, (end - 1) // BLOCK
         key = self._key
-        missing = [b for b in range(first, last + 1) if (key, b) not in _BLOCKS]
-        for run in _runs(missing):
+        with _LOCK:
+            pieces = {b: _BLOCKS.get((key, b)) for b in range(first, last + 1)}
+        for run in _runs([b for b, piece in pieces.items() if piece is None]):
             data = self._fetch(run[0] * BLOCK, min((run[-1] + 1) * BLOCK, self.size))
             for i, block in enumerate(run):
-                _BLOCKS[key, block] = data[i * BLOCK : (i + 1) * BLOCK]
-        pieces = []
-        for block in range(first, last + 1):
-            _BLOCKS.move_to_end((key, block))
-            pieces.append(_BLOCKS[key, block])
-        while len(_BLOCKS) > CACHED_BLOCKS:
-            _BLOCKS.popitem(last=False)
-        return b"".join(pieces)[start - first * BLOCK : end - first * BLOCK]
+                pieces[block] = data[i * BLOCK : (i + 1) * BLOCK]
+        with _LOCK:  # (threads of one process share the blocks: a Dask worker's, say)
+            for block, piece in pieces.items():
+                _BLOCKS[key, block] = piece
+                _BLOCKS.move_to_end((key, block))
+            while len(_BLOCKS) > CACHED_BLOCKS:
+                _BLOCKS.popitem(last=False)
+        return b"".join(pieces.values())[start - first * BLOCK : end - first * BLOCK]
 
     def _fetch(self, start: int, end: int) -> bytes:
         try:
@@ -331,8 +366,13 @@ class RangeFile(io.RawIOBase):
                 f"whole {self.size}-byte file; bncheck refuses (allow it up to a size with download-limit in "
                 "[tool.bncheck.remote])"
             )
-        try:
-            self._whole = self.path.fs.cat_file(self.path._path)
+        try:  # streamed, and no more than the limit read: the server's size may be a lie
+            with self.path.fs.open(self.path._path, "rb", block_size=0) as stream:
+                pieces, count = [], 0
+                while count <= limit and (piece := stream.read(limit + 1 - count)):
+                    pieces.append(piece)
+                    count += len(piece)
+            self._whole = b"".join(pieces)
         except Exception as exc:
             raise failure(self.path.url, exc) from None
         if len(self._whole) != self.size:

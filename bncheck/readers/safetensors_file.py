@@ -189,7 +189,8 @@ def index_shards(path: Path, shown: str | None = None) -> dict[str, str]:
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise FormatError(f"{shown}: a JSON file without a weight_map of tensor names to shard files")
     for shard in set(weight_map.values()):
-        if Path(shard).is_absolute() or ".." in Path(shard).parts or "\\" in shard:
+        # (a URL would decode %2e%2e to '..', and take '?', '#' and 'scheme://' as URL syntax)
+        if Path(shard).is_absolute() or ".." in Path(shard).parts or any(c in shard for c in "\\%?#:"):
             raise FormatError(f"{shown}: names the shard {shard!r}, outside its directory: refused")
     return weight_map
 

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import FormatError, InputError
 from ..facts import ModelFile
 from . import pickles
-from .files import Bytes, buffer, regular_size
+from .files import Bytes, buffer, is_url, regular_size
 from .geometry import MAX_EXTENT
 from .pickle_globals import UNREAD, Global, StorageRef, TensorRef, brief
 from .torch_state import Loaded, model_of
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # the first pickle of a legacy file: this number
 LEGACY_PROTOCOL = 1001
 _ITEMSIZE = {"bfloat16": 2, "bool": 1}
+REMOTE_CRC_BYTES = 1 << 20
 _MAX_REPEATED = 1 << 16  # elements a tensor may show beyond its storage's (an expanded tensor, stride 0)
 
 
@@ -80,8 +81,9 @@ class _Storages:
         self.big_endian = big_endian
         self.where: dict[str, tuple[int, int, int]] = {}  # key -> (start, bytes, expected crc32 or -1)
         self.members: dict[str, zipfile.ZipInfo] = {}  # key -> its zip member, until its start is found
+        self.crc_bytes: float = math.inf  # storages checked against their CRC-32 up to this size
 
-    def _located(self, key: str) -> tuple[int, int, int]:
+    def located(self, key: str) -> tuple[int, int, int]:
         info = self.members.pop(key, None)
         if info is not None:
             try:
@@ -97,7 +99,7 @@ class _Storages:
         storage = tensor.storage
         if storage.key not in self.where and storage.key not in self.members:
             raise FormatError(f"{self.shown}: storage {storage.key} is not in the file")
-        start, size, crc = self._located(storage.key)
+        start, size, crc = self.located(storage.key)
         if storage.dtype.startswith(UNREAD):
             kind = storage.dtype.removeprefix(UNREAD)
             raise FormatError(f"{self.shown}: a BN tensor on a {kind}, which bncheck does not read")
@@ -116,7 +118,7 @@ class _Storages:
             raise FormatError(
                 f"{self.shown}: a tensor reaches element {last} of storage {storage.key}, which holds {count}"
             )
-        if crc >= 0:
+        if crc >= 0 and size <= self.crc_bytes:
             if zlib.crc32(self.data[start : start + size]) != crc:
                 raise FormatError(f"{self.shown}: storage {storage.key} fails its CRC-32 check: the file is damaged")
             self.where[storage.key] = (start, size, -1)  # checked once
@@ -220,6 +222,15 @@ def read_torch_zip(path: Path | RemotePath, shown: str) -> Loaded:
     data = _map(path, shown)
     storages = _Storages(shown, data, order == b"big")
     storages.members = {key: infos[f"{root}/data/{key}"] for key in seen}
+    if is_url(path):  # a remote storage is checked when read, and its CRC only when small (else read whole)
+        storages.crc_bytes = REMOTE_CRC_BYTES
+    else:  # on disk every storage's local header is checked now (cheap)
+        try:
+            for key in seen:
+                storages.located(key)
+        except BaseException:
+            data.close()
+            raise
     notes = ("a TorchScript archive (torch.jit.save): its data.pkl read as data, its code never run",) * scripted
     return Loaded(loaded.value, loaded.unknown, storages.read, "PyTorch torch.save (zip)", data.close, notes)
 
