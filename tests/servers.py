@@ -43,6 +43,7 @@ class RangeServer(ThreadingHTTPServer):
     ETag of their size and modification time."""
 
     daemon_threads = True
+    request_queue_size = 128  # as a real server's backlog: concurrent connections are not dropped
 
     def __init__(self, root: Path) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

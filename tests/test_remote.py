@@ -425,3 +425,26 @@ def test_a_copied_variable_still_reads_its_file() -> None:
     assert (copy.deepcopy(variable).load() == variable.load()).all()
     with pytest.raises(InputError, match="pickled"):
         pickle.loads(pickle.dumps(variable)).load()
+
+
+def test_a_damaged_bn_tensor_is_reported_remotely_as_on_disk(tmp_path: Path) -> None:
+    """A flipped byte in a BN tensor: the checksum error of the disk read, through the concurrent range reads."""
+    import shutil
+
+    from bncheck.readers.bundle import Bundle
+
+    shutil.copytree(FIXTURES / "tf1_many_vars", tmp_path / "model")
+    prefix = str(next((tmp_path / "model").glob("*.index")))[: -len(".index")]
+    bundle = Bundle(prefix)
+    name = next(n for n in bundle.names() if n.endswith("moving_mean") and "_7" in n)
+    entry, shard = bundle._entry(name), bundle.shard_path(0)
+    bundle.close()
+    data = bytearray(Path(shard).read_bytes())
+    data[entry.offset + 1] ^= 0xFF
+    Path(shard).write_bytes(bytes(data))
+    disk = run_cli("inspect", str(tmp_path / "model"), "--format", "json")
+    with range_server(tmp_path) as server:
+        status, report, stderr = _inspect(f"{server.url}/model", f"{server.url}/")
+    expected = json.loads(disk.stdout.replace(f"{tmp_path}/", "fixtures/"))
+    assert status == disk.returncode == 2 and "checksum mismatch" in stderr
+    assert report["files"][0]["errors"] == expected["files"][0]["errors"]

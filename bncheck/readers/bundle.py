@@ -22,10 +22,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..errors import FormatError, InputError, IntegrityError
+from ..errors import BncheckError, FormatError, InputError, IntegrityError
 from .bundle_index import DTYPES, BundleIndex, Entry
 from .crc import crc32c, mask
-from .files import open_binary, pread, regular_size, size_of
+from .files import open_binary, pread, prefetch, regular_size, size_of
 from .lfs import file_pointer_size, pointer_message
 from .proto import tf_subset_pb2 as pb
 from .sstable import varint
@@ -125,9 +125,21 @@ class Bundle(BundleIndex):
             else:
                 pieces.append((shard, offset, position, size, crc, code, shape, dtype))
         pieces.sort()  # by shard and offset (positions differ: nothing further is compared)
-        for run in _runs(pieces):
+        runs = list(_runs(pieces))
+        self._prefetch(runs)
+        for run in runs:
             self._read_run(run, names, values)
         return values
+
+    def _prefetch(self, runs: list[list[_Piece]]) -> None:
+        """Let each data file fetch the runs together (a remote one: in concurrent requests). Any problem is left
+        to the reads of the runs, which say what is wrong with each tensor."""
+        for shard in sorted({run[0][0] for run in runs}):
+            ranges = [(run[0][1], run[-1][1] + run[-1][3]) for run in runs if run[0][0] == shard]
+            try:
+                prefetch(self._shard(shard)[0], ranges)
+            except BncheckError:
+                continue
 
     def _read_run(self, run: list[_Piece], names: Sequence[str], values: list[Any]) -> None:
         """Read tensors that lie end to end in one data file with one ``pread``; if the file cannot give them

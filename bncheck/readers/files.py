@@ -52,6 +52,14 @@ def pread(stream: IO[bytes], count: int, start: int) -> bytes:
     return reader(count, start) if reader is not None else os.pread(stream.fileno(), count, start)
 
 
+def prefetch(stream: IO[bytes], ranges: list[tuple[int, int]]) -> None:
+    """Let an open file fetch the ``(start, end)`` ranges it will be asked for, together (a remote file: in
+    concurrent requests; a local one needs nothing)."""
+    fetch = getattr(stream, "prefetch", None)
+    if fetch is not None:
+        fetch(ranges)
+
+
 def size_of(stream: IO[bytes]) -> int:
     """The size of an open file (:func:`open_binary`)."""
     size = getattr(stream, "size", None)

@@ -31,6 +31,7 @@ BLOCK = 1 << 14  # bytes fetched at least, and cached, per read
 CACHED_BLOCKS = 2048  # 32 MiB of recent blocks, of every remote file (a file is opened again by each probe)
 DIRECT = 4 * BLOCK  # reads at least this large are fetched exactly, not cached
 MAX_DEPTH = 32  # directory levels a remote scan descends
+CONCURRENT = 8  # requests in flight at once when a reader says what it will read
 
 
 def filesystem(scheme: str, url: str) -> Any:
@@ -341,6 +342,38 @@ class RangeFile(io.RawIOBase):
             while len(_BLOCKS) > CACHED_BLOCKS:
                 _BLOCKS.popitem(last=False)
         return b"".join(pieces.values())[start - first * BLOCK : end - first * BLOCK]
+
+    def prefetch(self, ranges: list[tuple[int, int]]) -> None:
+        """Fetch the missing blocks of the small ``(start, end)`` ranges in concurrent requests (once one
+        ranged read has shown that the server answers ranges), into the block cache."""
+        key, wanted = self._key, set()
+        for start, end in ranges:
+            if 0 <= start < end <= self.size and end - start < DIRECT:
+                wanted.update(range(start // BLOCK, (end - 1) // BLOCK + 1))
+        with _LOCK:
+            missing = sorted(block for block in wanted if (key, block) not in _BLOCKS)
+        runs = [(run[0] * BLOCK, min((run[-1] + 1) * BLOCK, self.size)) for run in _runs(missing)]
+        if self._whole is not None or len(runs) < 2 or len(missing) > CACHED_BLOCKS // 2:
+            return
+        if self._file is None:
+            self.pread(runs[0][1] - runs[0][0], runs[0][0])  # through the file: it checks the answer is a range
+            runs = runs[1:]
+        if self._whole is not None:
+            return
+        fs, path = self.path.fs, self.path._path
+        try:
+            starts, ends = [s for s, _ in runs], [e for _, e in runs]
+            answers = fs.cat_ranges([path] * len(runs), starts, ends, on_error="return", batch_size=CONCURRENT)
+        except Exception as exc:
+            raise failure(self.path.url, exc) from None
+        with _LOCK:
+            for (start, end), data in zip(runs, answers, strict=True):
+                if not isinstance(data, bytes) or len(data) != end - start:
+                    continue  # read again, alone, when asked for: that read says what is wrong
+                for i in range(0, end - start, BLOCK):
+                    _BLOCKS[key, (start + i) // BLOCK] = data[i : i + BLOCK]
+            while len(_BLOCKS) > CACHED_BLOCKS:
+                _BLOCKS.popitem(last=False)
 
     def _fetch(self, start: int, end: int) -> bytes:
         try:
