@@ -11,7 +11,6 @@ Every failure is an :class:`InputError` naming the URL and the reason.
 from __future__ import annotations
 
 import fnmatch
-import io
 import posixpath
 import stat
 import threading
@@ -25,6 +24,7 @@ from urllib.parse import quote
 
 from ..errors import InputError
 from ..stores import SCHEMES, options, redacted, scheme_of
+from .files import Positional
 
 EXTRA = "pip install 'bncheck[remote]'"
 BLOCK = 1 << 14  # bytes fetched at least, and cached, per read
@@ -278,7 +278,7 @@ def _remember(url: str, info: dict[str, Any] | None) -> None:
     _INFO[url] = (time.monotonic(), info)
 
 
-class RangeFile(io.RawIOBase):
+class RangeFile(Positional):
     """A remote file read by range: blocks of :data:`BLOCK` bytes fetched on demand (the missing blocks of one
     read in one request) and the recent ones kept; large reads fetched exactly. ``pread`` like :func:`os.pread`."""
 
@@ -290,33 +290,6 @@ class RangeFile(io.RawIOBase):
         self._key = (path.url, size, str(version))
         self._whole: bytes | None = None  # a server that ignores Range, within the download limit
         self._file: Any = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        position = offset + (0, self._pos, self.size)[whence]
-        if position < 0:
-            raise ValueError(f"negative seek position {position}")
-        self._pos = position
-        return position
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.pread(len(buffer), self._pos)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-    def readall(self) -> bytes:
-        data = self.pread(max(self.size - self._pos, 0), self._pos)
-        self._pos += len(data)
-        return data
 
     def pread(self, count: int, start: int) -> bytes:
         """The ``count`` bytes at ``start`` (fewer at the end of the file)."""

@@ -4,17 +4,16 @@ place, as a window on the archive."""
 
 from __future__ import annotations
 
-import io
 import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ..errors import FormatError
-from .files import is_url, location, open_binary, pread
+from .files import Positional, is_url, location, open_binary, pread
 
 if TYPE_CHECKING:
     from .remote import RemotePath
@@ -41,38 +40,17 @@ def member_bytes(archive: zipfile.ZipFile, name: str, shown: str) -> bytes:
     return data
 
 
-class Window(io.RawIOBase):
+class Window(Positional):
     """Read-only, seekable view of ``size`` bytes at ``start`` of a file, read on demand (for h5py)."""
 
     def __init__(self, path: str, start: int, size: int) -> None:
         super().__init__()
         self._file = open_binary(path)  # closed with the window
-        self._start, self._size, self._pos = start, size, 0
+        self._start, self.size = start, size
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        position = offset + (0, self._pos, self._size)[whence]
-        if position < 0:
-            raise ValueError(f"negative seek position {position}")
-        self._pos = position
-        return position
-
-    def readinto(self, buffer: Any) -> int:
-        count = min(len(buffer), self._size - self._pos)
-        if count <= 0:
-            return 0
-        data = pread(self._file, count, self._start + self._pos)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+    def pread(self, count: int, start: int) -> bytes:
+        count = min(count, self.size - start)
+        return pread(self._file, count, self._start + start) if count > 0 else b""
 
     def close(self) -> None:
         self._file.close()
