@@ -6,7 +6,6 @@ a URL (``s3://``, ``https://``...) becomes a :class:`.remote.RemotePath` whose f
 
 from __future__ import annotations
 
-import io
 import mmap
 import os
 import stat
@@ -75,43 +74,6 @@ def regular_size(path: str | Path | RemotePath) -> int | None:
     except OSError:
         return None
     return info.st_size if stat.S_ISREG(info.st_mode) else None
-
-
-class Positional(io.RawIOBase):
-    """A read-only, seekable file of ``size`` bytes over its own ``pread(count, start)`` (for h5py, zipfile)."""
-
-    size: int
-    _pos: int = 0
-
-    def pread(self, count: int, start: int) -> bytes:
-        raise NotImplementedError
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        position = offset + (0, self._pos, self.size)[whence]
-        if position < 0:
-            raise ValueError(f"negative seek position {position}")
-        self._pos = position
-        return position
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.pread(min(len(buffer), max(self.size - self._pos, 0)), self._pos)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-    def readall(self) -> bytes:
-        data = self.pread(max(self.size - self._pos, 0), self._pos)
-        self._pos += len(data)
-        return data
 
 
 def buffer(path: str | Path | RemotePath) -> mmap.mmap | RemoteBuffer:

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from ..errors import InputError
 from ..stores import SCHEMES, options, redacted, scheme_of
-from .files import Positional
+from .positional import Positional
 
 EXTRA = "pip install 'bncheck[remote]'"
 BLOCK = 1 << 14  # bytes fetched at least, and cached, per read

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from ..errors import FormatError
-from .files import Positional, is_url, location, open_binary, pread
+from .files import is_url, location, open_binary, pread
+from .positional import Positional
 
 if TYPE_CHECKING:
     from .remote import RemotePath
