@@ -236,6 +236,7 @@ def inspect(
     from .outcome import exit_status
     from .render import renderer
     from .scanning import found_at, reports_of
+    from .stores import scheme_of
 
     if meta and (len(paths) > 1 or no_graph):
         _say("bncheck: error: --meta names the graph of one PATH and cannot go with --no-graph")
@@ -247,7 +248,7 @@ def inspect(
             _refuse_to_overwrite(output, [*paths, *([meta] if meta else [])], settings.exclude)
         found = [found_at(path, settings, meta=meta) for path in paths]
         models = [model for each in found if isinstance(each, list) for model in each]
-        with _progress(len(models)) as done:
+        with _progress(len(models), remote=any(scheme_of(path) for path in paths)) as done:
             read = iter(reports_of(models, settings, meta, not no_graph, jobs, done))
         reports = [
             report for each in found for report in ([next(read) for _ in each] if isinstance(each, list) else [each])
@@ -263,20 +264,21 @@ def inspect(
     sys.exit(0 if exit_zero and status == 1 else status)
 
 
-PROGRESS_MODELS = 20  # a scan of this many models shows its progress on a terminal
+PROGRESS_MODELS = 20  # a scan of this many models shows its progress on a terminal (of remote ones: any)
 
 
 @contextmanager
-def _progress(total: int) -> Iterator[Callable[[Any], None] | None]:
-    """A progress bar on stderr while ``total`` models are read: only on a terminal, not in CI, not for a few."""
-    if total < PROGRESS_MODELS or not sys.stderr.isatty() or os.environ.get("CI"):
+def _progress(total: int, remote: bool = False) -> Iterator[Callable[[Any], None] | None]:
+    """A progress bar on stderr while ``total`` models are read: only on a terminal, not in CI, not for a few
+    local ones."""
+    if total < (1 if remote else PROGRESS_MODELS) or not sys.stderr.isatty() or os.environ.get("CI"):
         yield None
         return
     from rich.console import Console
     from rich.progress import Progress
 
     with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"inspecting {total} models", total=total)
+        task = bar.add_task(f"inspecting {total} model{'s' * (total != 1)}", total=total)
         yield lambda report: bar.advance(task)
 
 

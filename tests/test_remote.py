@@ -107,7 +107,8 @@ def test_diff_takes_urls(s3: dict[str, str], http: RangeServer) -> None:
 
 @pytest.fixture(scope="module")
 def big_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 14 MB TF2 checkpoint of six 3x3x256x256 convolutions, each with a BN layer, trained a step (TensorFlow)."""
+    """A 14 MB TF2 checkpoint of six 3x3x256x256 convolutions, each with a BN layer, trained a step (TensorFlow);
+    the same model as .keras and .weights.h5, and a state dict of that shape from torch (.pt, .safetensors)."""
     directory = tmp_path_factory.mktemp("big")
     script = textwrap.dedent(
         """
@@ -121,10 +122,26 @@ def big_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         rng = np.random.default_rng(0)
         model.fit(rng.normal(size=(16, 8, 8, 256)), rng.normal(size=(16, 1)), epochs=1, verbose=0)
         tf.train.Checkpoint(model=model).write(sys.argv[1])
+        model.save(sys.argv[1] + ".keras")
+        model.save_weights(sys.argv[1] + ".weights.h5")
         """
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     subprocess.run([sys.executable, "-c", script, str(directory / "ckpt")], check=True, env=env, timeout=300)
+    torch_script = textwrap.dedent(
+        """
+        import sys, torch
+        from safetensors.torch import save_file
+        layers = []
+        for _ in range(6):
+            layers += [torch.nn.Conv2d(256, 256, 3, padding=1, bias=False), torch.nn.BatchNorm2d(256)]
+        model = torch.nn.Sequential(*layers)
+        model(torch.randn(4, 256, 8, 8))  # train mode: the statistics move
+        torch.save(model.state_dict(), sys.argv[1] + ".pt")
+        save_file(model.state_dict(), sys.argv[1] + ".safetensors")
+        """
+    )
+    subprocess.run([sys.executable, "-c", torch_script, str(directory / "torch")], check=True, timeout=300)
     return directory
 
 
@@ -284,15 +301,12 @@ def test_jobs_give_the_output_of_one_process() -> None:
     assert one.returncode == 1 and len(json.loads(one.stdout)["files"]) > 100
 
 
-def test_a_long_scan_shows_progress_on_a_terminal_only() -> None:
-    """Rich's progress bar on stderr when it is a terminal (a pty here), not when piped, not under CI."""
+def _on_a_terminal(command: list[str], env: dict[str, str]) -> tuple[bytes, bytes]:
+    """What ``command`` shows on stderr when that is a terminal (a pty), and its stdout."""
     import pty
     import tempfile
 
-    env = {key: value for key, value in os.environ.items() if key != "CI"}
-    env.update(NO_COLOR="1", COLUMNS="100")
     controller, terminal = pty.openpty()
-    command = [sys.executable, "-m", "bncheck", "inspect", "fixtures/torch", "--format", "json"]
     with (
         tempfile.TemporaryFile() as stdout,
         subprocess.Popen(command, stdout=stdout, stderr=terminal, env=env, cwd=ROOT) as process,
@@ -311,11 +325,24 @@ def test_a_long_scan_shows_progress_on_a_terminal_only() -> None:
         stdout.seek(0)
         out = stdout.read()
     os.close(controller)
+    return shown, out
+
+
+def test_a_long_scan_shows_progress_on_a_terminal_only(http: RangeServer) -> None:
+    """Rich's progress bar on stderr when it is a terminal, not when piped, not under CI; for a remote model
+    even alone, for local ones from 20 models."""
+    env = {key: value for key, value in os.environ.items() if key != "CI"}
+    env.update(NO_COLOR="1", COLUMNS="100")
+    command = [sys.executable, "-m", "bncheck", "inspect", "fixtures/torch", "--format", "json"]
+    shown, out = _on_a_terminal(command, env)
     assert b"inspecting 26 models" in shown
     assert json.loads(out)["summary"]["errors"] > 0  # the report itself is untouched, on stdout
     piped = subprocess.run(command, capture_output=True, env=env, cwd=ROOT, timeout=120)
     in_ci = subprocess.run(command, capture_output=True, env={**env, "CI": "true"}, cwd=ROOT, timeout=120)
     assert b"inspecting" not in piped.stderr and b"inspecting" not in in_ci.stderr
+    remote, _ = _on_a_terminal([*command[:4], f"{http.url}/torch/eval_mode.pt"], env)
+    local, _ = _on_a_terminal([*command[:4], "fixtures/torch/eval_mode.pt"], env)
+    assert b"inspecting 1 model" in remote and b"1 models" not in remote and b"inspecting" not in local
 
 
 # --------------------------------------------------------------------------- hostile and odd servers (a review's finds)
@@ -448,3 +475,17 @@ def test_a_damaged_bn_tensor_is_reported_remotely_as_on_disk(tmp_path: Path) -> 
     expected = json.loads(disk.stdout.replace(f"{tmp_path}/", "fixtures/"))
     assert status == disk.returncode == 2 and "checksum mismatch" in stderr
     assert report["files"][0]["errors"] == expected["files"][0]["errors"]
+
+
+@pytest.mark.parametrize("name", ["ckpt.keras", "ckpt.weights.h5", "torch.pt", "torch.safetensors"])
+def test_the_other_formats_are_read_by_range_too(big_checkpoint: Path, name: str) -> None:
+    """A zip's central directory and members, HDF5 through a file-like object, a safetensors header: only the
+    parts the BN tensors need, a few percent of a 14 MB file."""
+    disk = run_cli("inspect", str(big_checkpoint / name), "--format", "json")
+    with range_server(big_checkpoint) as server:
+        status, report, stderr = _inspect(f"{server.url}/{name}", f"{server.url}/")
+        sent = server.traffic.bytes
+    assert status == disk.returncode, stderr
+    assert report["files"][0]["layers"] == json.loads(disk.stdout)["files"][0]["layers"]
+    assert len(report["files"][0]["layers"]) == 6
+    assert sent < 0.05 * (big_checkpoint / name).stat().st_size, sent
