@@ -6,6 +6,7 @@ Heavy modules (numpy, rich, protobuf) are imported inside the commands so that
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import os
@@ -131,8 +132,7 @@ def _emit(render: Callable[[Any, IO[str], bool], None], payload: Any, output: st
     """Render to ``output`` or stdout; a reader that leaves the pipe early does not change the exit status."""
     if output:
         try:
-            with open(output, "w", encoding="utf-8") as stream:
-                render(payload, stream, show_all)
+            _write_whole(output, lambda stream: render(payload, stream, show_all))
         except OSError as exc:
             _say(f"bncheck: error: cannot write {output} ({exc.strerror})")
             sys.exit(2)
@@ -143,6 +143,37 @@ def _emit(render: Callable[[Any, IO[str], bool], None], payload: Any, output: st
         sys.stdout.flush()
 
     _quietly(to_stdout, sys.stdout)
+
+
+def _write_whole(output: str, write: Callable[[IO[str]], None]) -> None:
+    """``write`` into a temporary file beside ``output``, renamed to it once complete: a crash or an interrupt
+    never leaves half a report (a half SARIF a CI uploader would take as valid). A FIFO or device is written
+    directly; an existing file keeps its permissions."""
+    import stat
+    import tempfile
+
+    try:
+        existing = os.stat(output)
+    except OSError:
+        existing = None
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        with open(output, "w", encoding="utf-8") as stream:
+            write(stream)
+        return
+    target = os.path.realpath(output)  # through a link, as writing to it would
+    directory, name = os.path.split(target)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            write(stream)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, stat.S_IMODE(existing.st_mode) if existing else 0o666 & ~umask)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _refuse_to_overwrite(output: str, inputs: list[str], exclude: tuple[str, ...] = ()) -> None:

@@ -101,3 +101,63 @@ def test_long_tables_are_written_row_by_row() -> None:
     out = _Writes()
     table.render_diff(diff, out, show_all=True)
     assert out.largest < 1000
+
+
+def test_a_report_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
+    """-o writes a temporary file and renames it: a crash mid-report leaves the previous report, no debris."""
+    from bncheck.cli import _write_whole
+
+    report = tmp_path / "bncheck.sarif"
+    report.write_text("previous report")
+
+    def crash(stream: io.TextIOBase) -> None:
+        stream.write('{"version": "2.1.0", "runs": [')
+        raise RuntimeError("the renderer died")
+
+    with pytest.raises(RuntimeError):
+        _write_whole(str(report), crash)
+    assert report.read_text() == "previous report"
+    assert [p.name for p in tmp_path.iterdir()] == ["bncheck.sarif"]
+
+
+def test_o_keeps_permissions_and_writes_through_a_link(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    real = tmp_path / "reports" / "bncheck.json"
+    real.parent.mkdir()
+    real.write_text("old")
+    real.chmod(0o640)
+    link = tmp_path / "latest.json"
+    link.symlink_to(real)
+    result = run_cli("inspect", "fixtures/tf2_fit", "--format", "json", "-o", str(link))
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and json.loads(real.read_text())["files"]
+    assert stat.S_IMODE(os.stat(real).st_mode) == 0o640
+    assert sorted(p.name for p in real.parent.iterdir()) == ["bncheck.json"]
+    to_stdout = run_cli("inspect", "fixtures/tf2_fit", "--format", "json", "-o", "/dev/stdout")
+    assert to_stdout.returncode == 0 and json.loads(to_stdout.stdout)["files"]  # a device: written directly
+
+
+def test_a_fifo_a_device_or_a_socket_is_refused_at_once(tmp_path: Path) -> None:
+    """Nothing blocks on a pipe nobody writes to: refused for what it is, exit 2; a scan still reads the rest."""
+    import os
+    import shutil
+    import socket
+
+    fifo = tmp_path / "model.pt"
+    os.mkfifo(fifo)
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "model.onnx"))
+        for path, kind in [
+            (fifo, "named pipe (FIFO)"),
+            ("/dev/null", "character device"),
+            (tmp_path / "model.onnx", "socket"),
+        ]:
+            result = run_cli("inspect", str(path))
+            assert result.returncode == 2 and f"a {kind}, not a file: refused" in result.stderr, result.stderr
+        shutil.copy(FIXTURES / "torch" / "eval_mode.pt", tmp_path)
+        scan = run_cli("inspect", str(tmp_path), "--format", "json")
+    assert scan.returncode == 2
+    files = {Path(f["path"]).name: f for f in json.loads(scan.stdout)["files"]}
+    assert files["eval_mode.pt"]["findings"] and "named pipe" in files["model.pt"]["errors"][0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import stat
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,9 +79,29 @@ def _open(path: str, shown: str) -> ModelFile:
             raise InputError(f"{shown}: its checkpoint index {target.name}.index is missing")
     except OSError as exc:  # e.g. a symlink loop or a permission problem while probing
         raise InputError(f"{shown}: cannot read ({exc.strerror or exc})") from None
-    if os.path.islink(path):
+    if os.path.islink(path) and not os.path.exists(path):
         raise InputError(f"{shown}: broken symbolic link")
+    special = _special_kind(path)
+    if special:
+        raise InputError(f"{shown}: a {special}, not a file: refused (bncheck reads model files, never a stream)")
     raise InputError(f"{shown}: no such file, directory or checkpoint prefix{_near_misses(target)}")
+
+
+_SPECIAL = (
+    (stat.S_ISFIFO, "named pipe (FIFO)"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+)
+
+
+def _special_kind(path: str) -> str | None:
+    """What a local path that is neither a file nor a directory is (a FIFO would block a read), if it is one."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return next((kind for test, kind in _SPECIAL if test(mode)), None)
 
 
 def _data_files(target: Path | RemotePath) -> bool:
