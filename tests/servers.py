@@ -53,6 +53,7 @@ class RangeServer(ThreadingHTTPServer):
         self.forbidden: set[str] = set()
         self.stall: set[str] = set()
         self.no_length: set[str] = set()
+        self.trickle: set[str] = set()  # paths whose body comes a byte every 0.2 s
         self.lock = threading.Lock()
 
     @property
@@ -132,7 +133,12 @@ class _Handler(BaseHTTPRequestHandler):
             with server.lock:
                 server.traffic.bytes += len(data)
             with contextlib.suppress(ConnectionError):
-                self.wfile.write(data)
+                if path not in server.trickle:
+                    self.wfile.write(data)
+                for i in range(len(data) if path in server.trickle else 0):
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(0.2)
 
     def _listing(self, path: str, directory: Path) -> bytes:
         base = path if path.endswith("/") else path + "/"

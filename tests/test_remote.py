@@ -489,3 +489,15 @@ def test_the_other_formats_are_read_by_range_too(big_checkpoint: Path, name: str
     assert report["files"][0]["layers"] == json.loads(disk.stdout)["files"][0]["layers"]
     assert len(report["files"][0]["layers"]) == 6
     assert sent < 0.05 * (big_checkpoint / name).stat().st_size, sent
+
+
+def test_a_server_that_trickles_is_cut_off(http: RangeServer, tmp_path: Path) -> None:
+    """A byte every 0.2 s never trips a timeout between reads: a read's whole deadline does (timeout + 4 s per
+    MiB), exit 2."""
+    config = tmp_path / "bncheck.toml"
+    config.write_text("[remote]\ntimeout = 1\n")
+    http.trickle.add("/tf2_fit/ckpt-1.index")
+    try:
+        _refused(f"{http.url}/tf2_fit/ckpt-1", "no answer within 1 s", None, "--config", str(config), within=15)
+    finally:
+        http.trickle.clear()

@@ -32,6 +32,7 @@ CACHED_BLOCKS = 2048  # 32 MiB of recent blocks, of every remote file (a file is
 DIRECT = 4 * BLOCK  # reads at least this large are fetched exactly, not cached
 MAX_DEPTH = 32  # directory levels a remote scan descends
 CONCURRENT = 8  # requests in flight at once when a reader says what it will read
+MIN_RATE = 1 << 18  # bytes per second a remote read must keep up (256 KiB/s), besides the timeout
 
 
 def filesystem(scheme: str, url: str) -> Any:
@@ -336,7 +337,10 @@ class RangeFile(Positional):
         fs, path = self.path.fs, self.path._path
         try:
             starts, ends = [s for s, _ in runs], [e for _, e in runs]
-            answers = fs.cat_ranges([path] * len(runs), starts, ends, on_error="return", batch_size=CONCURRENT)
+            limit = deadline(sum(e - s for s, e in runs))
+            answers = fs.cat_ranges(
+                [path] * len(runs), starts, ends, on_error="return", batch_size=CONCURRENT, timeout=limit
+            )
         except Exception as exc:
             raise failure(self.path.url, exc) from None
         with _LOCK:
@@ -349,12 +353,18 @@ class RangeFile(Positional):
                 _BLOCKS.popitem(last=False)
 
     def _fetch(self, start: int, end: int) -> bytes:
+        fs, path = self.path.fs, self.path._path
         try:
             if self._file is None:
-                fs, path = self.path.fs, self.path._path
                 self._file = fs.open(path, "rb", cache_type="none", block_size=BLOCK, size=self.size)
-            self._file.seek(start)
-            data = self._file.read(end - start)
+            fetch = getattr(self._file, "async_fetch_range", None)  # HTTP: it checks the answer is a range
+            if fetch is not None:
+                data = _within(deadline(end - start), fs, fetch, start, end)
+            elif getattr(fs, "async_impl", False):  # object stores answer ranges
+                data = _within(deadline(end - start), fs, fs._cat_file, path, start=start, end=end)
+            else:
+                self._file.seek(start)
+                data = self._file.read(end - start)
         except Exception as exc:
             if not _ignores_range(exc):
                 raise failure(self.path.url, exc) from None
@@ -390,6 +400,19 @@ class RangeFile(Positional):
             self._file.close()
             self._file = None
         super().close()
+
+
+def deadline(count: int) -> float:
+    """Seconds a read of ``count`` bytes may take in all: the timeout, plus the time at MIN_RATE (a server
+    that sends a byte now and then never trips a timeout between reads)."""
+    return options().timeout + count / MIN_RATE
+
+
+def _within(seconds: float, fs: Any, coroutine: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run an fsspec coroutine on its filesystem's loop, ended after ``seconds`` (FSTimeoutError)."""
+    from fsspec.asyn import sync
+
+    return sync(fs.loop, coroutine, *args, timeout=seconds, **kwargs)
 
 
 def _runs(blocks: list[int]) -> Iterator[list[int]]:
