@@ -4,6 +4,7 @@ URL and the reason; a Report pickles and a registry scan maps on a Dask cluster.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -162,6 +163,16 @@ def test_a_checkpoint_is_read_by_range(big_checkpoint: Path) -> None:
 # --------------------------------------------------------------------------- what goes wrong: exit 2, URL and reason
 
 
+@contextlib.contextmanager
+def _misbehaving(paths: set[str], path: str) -> Iterator[None]:
+    """The shared server answers ``path`` the way ``paths`` (one of its sets of odd paths) says, for a while."""
+    paths.add(path)
+    try:
+        yield
+    finally:
+        paths.discard(path)
+
+
 def _refused(url: str, reason: str, env: dict[str, str] | None = None, *args: str, within: float = 30) -> str:
     start = time.monotonic()
     result = run_cli("inspect", url, *args, env=env)
@@ -178,25 +189,27 @@ def test_a_missing_file_is_named(http: RangeServer) -> None:
 
 
 def test_a_forbidden_file_says_access_denied(http: RangeServer) -> None:
-    http.forbidden.add("/torch/eval_mode.pt")
-    try:
+    with _misbehaving(http.forbidden, "/torch/eval_mode.pt"):
         _refused(f"{http.url}/torch/eval_mode.pt", "access denied (HTTP 403")
-    finally:
-        http.forbidden.clear()
 
 
 def test_a_server_that_is_not_there_is_unreachable() -> None:
     _refused(f"http://127.0.0.1:{free_port()}/model.pt", "unreachable")
 
 
-def test_a_server_that_does_not_answer_times_out(http: RangeServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("misbehaviour", "path", "url"),
+    [("stall", "/torch/eval_mode.pt", "torch/eval_mode.pt"), ("trickle", "/tf2_fit/ckpt-1.index", "tf2_fit/ckpt-1")],
+)
+def test_a_server_that_does_not_answer_or_trickles_times_out(
+    http: RangeServer, tmp_path: Path, misbehaviour: str, path: str, url: str
+) -> None:
+    """No answer at all, or a byte every 0.2 s (which never trips a timeout between reads: a read's whole
+    deadline does, timeout + 4 s per MiB): exit 2 within the timeout, not after the server gives up."""
     config = tmp_path / "bncheck.toml"
     config.write_text("[remote]\ntimeout = 1\n")
-    http.stall.add("/torch/eval_mode.pt")
-    try:
-        _refused(f"{http.url}/torch/eval_mode.pt", "no answer within 1 s", None, "--config", str(config), within=15)
-    finally:
-        http.stall.clear()
+    with _misbehaving(getattr(http, misbehaviour), path):
+        _refused(f"{http.url}/{url}", "no answer within 1 s", None, "--config", str(config), within=15)
 
 
 def test_a_server_that_ignores_range_is_refused_unless_a_download_limit_allows(
@@ -379,11 +392,8 @@ def test_a_damaged_header_of_any_storage_is_refused_on_disk(tmp_path: Path) -> N
 
 
 def test_a_server_that_gives_no_size_is_refused(http: RangeServer) -> None:
-    http.no_length.add("/graphs/onnx/training_mode.onnx")
-    try:
+    with _misbehaving(http.no_length, "/graphs/onnx/training_mode.onnx"):
         _refused(f"{http.url}/graphs/onnx/training_mode.onnx", "does not say the size of the file")
-    finally:
-        http.no_length.clear()
 
 
 def test_a_url_with_credentials_is_refused_and_never_printed(http: RangeServer) -> None:
@@ -425,11 +435,8 @@ def test_a_link_loop_on_a_server_ends(tmp_path: Path) -> None:
 
 
 def test_a_missing_file_beside_a_directory_without_pages_is_named(http: RangeServer) -> None:
-    http.forbidden.add("/torch")  # a server without directory pages
-    try:
+    with _misbehaving(http.forbidden, "/torch"):  # a server without directory pages
         _refused(f"{http.url}/torch/missing.pt", "no such file, directory or checkpoint prefix")
-    finally:
-        http.forbidden.clear()
 
 
 def test_a_directory_with_a_space_is_scanned(tmp_path: Path) -> None:
@@ -489,15 +496,3 @@ def test_the_other_formats_are_read_by_range_too(big_checkpoint: Path, name: str
     assert report["files"][0]["layers"] == json.loads(disk.stdout)["files"][0]["layers"]
     assert len(report["files"][0]["layers"]) == 6
     assert sent < 0.05 * (big_checkpoint / name).stat().st_size, sent
-
-
-def test_a_server_that_trickles_is_cut_off(http: RangeServer, tmp_path: Path) -> None:
-    """A byte every 0.2 s never trips a timeout between reads: a read's whole deadline does (timeout + 4 s per
-    MiB), exit 2."""
-    config = tmp_path / "bncheck.toml"
-    config.write_text("[remote]\ntimeout = 1\n")
-    http.trickle.add("/tf2_fit/ckpt-1.index")
-    try:
-        _refused(f"{http.url}/tf2_fit/ckpt-1", "no answer within 1 s", None, "--config", str(config), within=15)
-    finally:
-        http.trickle.clear()
