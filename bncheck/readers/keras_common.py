@@ -23,6 +23,7 @@ from ..facts import LayerHints, Variable
 BN_CLASSES = re.compile(r"^(Sync)?BatchNormalization(V[12])?$")
 OTHER_NORM = re.compile(r"Normalization$")  # LayerNormalization, GroupNormalization, ...: not BN
 RENORM_EXTRAS = ("moving_stddev", "renorm_mean", "renorm_stddev")
+BN_CONFIG_KEYS = ("momentum", "moving_mean_initializer", "moving_variance_initializer")  # BatchNormalization's
 # What h5py raises on damaged files: HDF5 errors surface as OSError, RuntimeError, KeyError, ...
 H5_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError)
 
@@ -101,7 +102,8 @@ class LayerConfig:
 
     @property
     def is_bn(self) -> bool:
-        return bool(BN_CLASSES.match(self.class_name))
+        """A BatchNormalization, or a subclass of it (a custom layer: its config has BN's own keys)."""
+        return bool(BN_CLASSES.match(self.class_name)) or all(key in self.config for key in BN_CONFIG_KEYS)
 
     def bn_roles(self) -> list[str]:
         """The variables a BN layer creates, in creation order (gamma, beta, stats, renorm extras)."""
