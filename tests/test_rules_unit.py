@@ -311,6 +311,13 @@ def test_bn006_share_of_the_initial_values_expected_to_remain(momentum, step, cl
     assert [(f.severity, estimate in f.message) for f in found] == ([(WARNING, True)] if estimate else [])
 
 
+@pytest.mark.parametrize(("momentum", "step"), [(5.0, 10**6), (0.99, -(10**18))])
+def test_bn006_no_estimate_from_a_momentum_or_count_no_framework_writes(momentum, step):
+    """A damaged file's momentum or step count gives no estimate (5.0**1e6 would overflow), the finding stays."""
+    (finding,) = run("BN006", layer(mean=f64(0.005, 0, 0, 0), var=ONES, momentum=momentum), step=step)
+    assert finding.severity is WARNING and "would remain" not in finding.message
+
+
 def test_bn006_frozen_is_info_without_the_step_estimate():
     near = f64(0.05, 0, 0, 0)  # within the tolerance m**n widens: 0.99**10 of 0/1 should remain
     assert run("BN006", layer(mean=near, var=ONES, momentum=0.99), step=10)

@@ -157,7 +157,10 @@ def _counter(state: StateDict, key: str, shown: str) -> int:
     tensor = state.tensors[key]
     if tensor.shape not in ((), (1,)) or tensor.dtype not in ("int64", "int32"):
         raise FormatError(f"{shown}: {key} is a {tensor.dtype} tensor of shape {list(tensor.shape)}, not a count")
-    return int(state.read(key).reshape(-1)[0])
+    count = int(state.read(key).reshape(-1)[0])
+    if count < 0:
+        raise FormatError(f"{shown}: {key} is {count}: a count of updates is never negative (the file is damaged)")
+    return count
 
 
 def _counter_notes(counted: dict[str, int]) -> list[str]:

@@ -242,7 +242,7 @@ def stats_barely_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
         return  # far from 0/1 (most layers); the tolerance below is this or a tenth of it
     momentum, source = _momentum(layer, context)
     steps = context.step
-    remaining = momentum**steps if steps else None
+    remaining = _remaining(momentum, steps)
     # m**n says how much of 0/1 should remain; the values themselves must agree before anything is claimed
     expected_close = layer.hints.momentum is not None and remaining is not None and remaining > limits.barely_remaining
     tolerance = limits.barely_tolerance * (10 if expected_close else 1)
@@ -262,11 +262,19 @@ def stats_barely_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     yield layer.name, f"moving statistics within {close:.2g} of their initial 0/1 while {trained}{estimate}"
 
 
+def _remaining(momentum: float, updates: int | None) -> float | None:
+    """The share of the initial 0/1 left after ``updates`` moving-average updates (None for no count, or one a
+    damaged file gives: negative, or a momentum outside [0, 1])."""
+    if not updates or updates < 0 or not 0 <= momentum <= 1:
+        return None
+    return momentum**updates
+
+
 def _barely_counted(layer: BNLayer, context: Context) -> Iterator[Hit]:
     counted = layer.hints.batches_tracked or 0
     momentum, source = _momentum(layer, context)
-    remaining = momentum**counted
-    if counted and remaining > context.thresholds.barely_remaining:
+    remaining = _remaining(momentum, counted)
+    if remaining is not None and remaining > context.thresholds.barely_remaining:
         yield (
             layer.name,
             f"num_batches_tracked = {counted}: with momentum={1 - momentum:g} ({source}) {remaining:.0%} of the "
