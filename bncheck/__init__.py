@@ -58,7 +58,7 @@ def scan(
 
     settings = settings or Settings()
     found = found_at(path, settings, exclude, meta)
-    return reports_of(found, settings, meta, graph, jobs) if isinstance(found, list) else [found]
+    return reports_of(found, settings, meta, graph, jobs, supervised=False) if isinstance(found, list) else [found]
 
 
 def diff(a: str, b: str, settings: Settings | None = None, *, frozen: str | Iterable[str] = ()) -> DiffReport:

@@ -86,6 +86,7 @@ def _settings(
     thresholds: tuple[str, ...],
     exclude: tuple[str, ...],
     graph: bool = True,
+    timeout: float | None = None,
 ) -> Settings:
     """[tool.bncheck] of --config or the nearest pyproject.toml, overlaid by the command line; a selection
     that leaves ``command`` ("inspect" or "diff") no rule to run is an error."""
@@ -111,6 +112,7 @@ def _settings(
         ignore=check_codes(_split(ignore), "--ignore") if ignore else settings.ignore,
         thresholds=settings.thresholds.updated(pairs, "--threshold"),
         exclude=settings.exclude + tuple(exclude),
+        limits=settings.limits if timeout is None else replace(settings.limits, timeout=timeout),
     )
     from .rules import Kind
 
@@ -212,6 +214,15 @@ def _echo_errors(errors: list[str], fmt: str, output: str | None) -> None:
             _say(f"bncheck: error: {error}")
 
 
+TIMEOUT_OPTION = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, max=86400),
+    metavar="SECONDS",
+    help="Reading one model may take this long (a damaged file can make a library loop); 0: no deadline, read in "
+    "this process [default: 10, or timeout in [tool.bncheck]].",
+)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format.")
@@ -235,6 +246,7 @@ def _echo_errors(errors: list[str], fmt: str, output: str | None) -> None:
 @click.option(
     "-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Models read at once (processes)."
 )
+@TIMEOUT_OPTION
 def inspect(
     paths: tuple[str, ...],
     fmt: str,
@@ -251,6 +263,7 @@ def inspect(
     meta: str | None,
     no_graph: bool,
     jobs: int,
+    timeout: float | None,
 ) -> None:
     """Inspect the BN layers of each model PATH (checkpoint prefix, file or directory; or a URL: s3://,
     gs://, az://, http(s)://, hf://, with bncheck[remote]).
@@ -273,7 +286,7 @@ def inspect(
         _say("bncheck: error: --meta names the graph of one PATH and cannot go with --no-graph")
         sys.exit(2)
     try:
-        settings = _settings("inspect", config, fail_on, select, ignore, thresholds, exclude, not no_graph)
+        settings = _settings("inspect", config, fail_on, select, ignore, thresholds, exclude, not no_graph, timeout)
         known = load_baseline(Path(baseline)) if baseline else set()
         if output:
             _refuse_to_overwrite(output, [*paths, *([meta] if meta else [])], settings.exclude)
@@ -338,6 +351,7 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> 
 @click.option("--shift", type=_TOLERANCE, callback=_finite, help="BN204: relative change of a statistic [default: 1].")
 @click.option("--config", type=click.Path(dir_okay=False), help="Read settings from FILE instead of pyproject.toml.")
 @click.option("--all", "show_all", is_flag=True, help="List every layer and finding, even in large models.")
+@TIMEOUT_OPTION
 def diff(
     a: str,
     b: str,
@@ -352,6 +366,7 @@ def diff(
     shift: float | None,
     config: str | None,
     show_all: bool,
+    timeout: float | None,
 ) -> None:
     """What changed in the BN state from model A to model B (any two inputs bncheck reads).
 
@@ -359,26 +374,18 @@ def diff(
 
     Exit status: 0 no findings at or above --fail-on, 1 such findings, 2 bad input.
     """
-    from .comparison import compare
     from .errors import BncheckError
     from .outcome import exit_status
-    from .readers import open_model
     from .render import diff_renderer
-    from .stores import configure
+    from .scanning import diff_of
 
     options = {"change_rtol": rtol, "change_atol": atol, "stats_shift": shift}
     thresholds = tuple(f"{name}={value!r}" for name, value in options.items() if value is not None)
     try:
-        settings = _settings("diff", config, fail_on, select, ignore, thresholds, ())
+        settings = _settings("diff", config, fail_on, select, ignore, thresholds, (), timeout=timeout)
         if output:
             _refuse_to_overwrite(output, [a, b])
-        configure(settings.remote)
-        checkpoints = open_model(a), open_model(b)
-        try:
-            report = compare(*checkpoints, settings, frozen)
-        finally:
-            for checkpoint in checkpoints:
-                checkpoint.close()
+        report = diff_of(a, b, settings, frozen)
     except BncheckError as exc:
         _say(f"bncheck: error: {exc}")
         sys.exit(2)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError
 from .findings import Severity
 from .stores import SCHEMES, Options, scheme_of
+from .supervisor import TIMEOUT, Limits
 from .thresholds import Thresholds
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class Settings:
     per_layer_ignores: Globs = ()  # (layer glob, codes)
     exclude: tuple[str, ...] = field(default=())  # globs skipped by directory scans
     remote: Options = field(default_factory=Options)  # how URLs are read
+    limits: Limits = field(default_factory=Limits)  # the deadline and memory cap of reading one model
 
     def __post_init__(self) -> None:
         def globs(pairs: Globs) -> Globs:
@@ -81,7 +83,18 @@ def _matches_path(path: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(posix, pattern) or fnmatch.fnmatchcase(posix, f"*/{pattern}")
 
 
-KEYS = ("select", "ignore", "fail-on", "thresholds", "per-file-ignores", "per-layer-ignores", "exclude", "remote")
+KEYS = (
+    "select",
+    "ignore",
+    "fail-on",
+    "thresholds",
+    "per-file-ignores",
+    "per-layer-ignores",
+    "exclude",
+    "timeout",
+    "memory-limit",
+    "remote",
+)
 REMOTE_KEYS = ("timeout", "download-limit", "storage-options")
 FAIL_ON = (*(severity.label for severity in sorted(Severity, reverse=True)), "never")  # error ... never
 
@@ -177,7 +190,18 @@ def settings_from(table: dict[str, Any], origin: str) -> Settings:
         per_layer_ignores=glob_table("per-layer-ignores"),
         exclude=tuple(string_list("exclude")),
         remote=remote_options(table.get("remote", {}), origin),
+        limits=limits(table.get("timeout", TIMEOUT), table.get("memory-limit"), origin),
     )
+
+
+def limits(timeout: Any, memory: Any, origin: str) -> Limits:
+    """``timeout`` (seconds of work per model; 0: read in bncheck's own process, without deadline or cap) and
+    ``memory-limit`` (MiB a reading worker may allocate; 0: no cap; default: half of the machine's memory)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 <= timeout <= 86400:
+        raise ConfigError(f"{origin}: timeout must be a number of seconds in [0, 86400] (0: none), not {timeout!r}")
+    if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int) or memory < 0):
+        raise ConfigError(f"{origin}: memory-limit must be a number of MiB (0: none), not {memory!r}")
+    return Limits(float(timeout), memory)
 
 
 def remote_options(table: Any, origin: str) -> Options:

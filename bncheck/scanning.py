@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .config import Settings
+    from .deltas import DiffReport
     from .readers.discover import Found
     from .report import Report
 
@@ -59,24 +60,74 @@ def reports_of(
     graph: bool = True,
     jobs: int = 1,
     done: Callable[[Report], None] | None = None,
+    supervised: bool = True,
 ) -> list[Report]:
-    """:func:`report_of` each model, in order; with ``jobs`` > 1 in that many worker processes (started fresh:
-    a forked copy of a process with a store's client threads could hang). ``done`` hears of each report."""
+    """:func:`report_of` each model, in order: in ``jobs`` worker processes under ``settings.limits``
+    (:mod:`.supervisor`; a model past its deadline or memory cap, or whose reader crashed, is a report with that
+    error) when ``supervised`` (and its timeout is not 0) or ``jobs`` > 1; else in this process. ``done`` hears of
+    each report."""
     reports = []
-    for report in _each(models, partial(report_of, settings=settings, meta=meta, graph=graph), jobs):
+    for report in _each(
+        models, partial(report_of, settings=settings, meta=meta, graph=graph), jobs, settings, supervised
+    ):
         reports.append(report)
         if done is not None:
             done(report)
     return reports
 
 
-def _each(models: list[Found], work: Callable[[Found], Report], jobs: int) -> Iterator[Report]:
-    if jobs <= 1 or len(models) <= 1:
+def _each(
+    models: list[Found], work: Callable[[Found], Report], jobs: int, settings: Settings, in_workers: bool
+) -> Iterator[Report]:
+    from .report import Report
+    from .supervisor import Failed, supervised
+
+    limits = settings.limits
+    if not (in_workers and limits.timeout) and jobs <= 1:
         yield from map(work, models)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    for model, outcome in zip(models, supervised(models, work, lambda model: model.path, jobs, limits), strict=True):
+        yield Report(model.path, "unreadable", errors=[outcome.message]) if isinstance(outcome, Failed) else outcome
 
-    workers = min(jobs, len(models))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield from pool.map(work, models, chunksize=max(1, len(models) // (workers * 8)))
+
+def diff_of(a: str, b: str, settings: Settings, frozen: tuple[str, ...] = ()) -> DiffReport:
+    """The diff report of the models at ``a`` and ``b``, in a worker process under ``settings.limits`` (twice
+    the deadline of one model) unless its timeout is 0. Raises BncheckError on bad input, or when the worker
+    ran past its deadline or memory cap, or crashed."""
+    from dataclasses import replace
+
+    from .errors import InputError
+    from .stores import redacted
+    from .supervisor import Failed, supervised
+
+    limits = settings.limits
+    if limits.timeout:
+        work, shown = partial(_diff, settings=settings, frozen=frozen), f"{redacted(a)} and {redacted(b)}"
+        (outcome,) = supervised([(a, b)], work, lambda pair: shown, 1, replace(limits, timeout=2 * limits.timeout))
+    else:
+        outcome = _diff((a, b), settings, frozen)
+    if isinstance(outcome, Failed):
+        raise InputError(outcome.message)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def _diff(paths: tuple[str, str], settings: Settings, frozen: tuple[str, ...]) -> DiffReport | BaseException:
+    """The diff report of two models (in a worker: bad input is returned, to be raised by the supervisor)."""
+    from .comparison import compare
+    from .errors import BncheckError
+    from .readers import open_model
+    from .stores import configure
+
+    configure(settings.remote)
+    opened = []
+    try:
+        for path in paths:
+            opened.append(open_model(path))
+        return compare(*opened, settings, frozen)
+    except BncheckError as exc:
+        return exc
+    finally:
+        for model in opened:
+            model.close()

@@ -15,12 +15,14 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from .conftest import FIXTURES, ROOT
+from .structured import DAMAGES
 
 CASES = int(os.environ.get("BNCHECK_FUZZ_CASES", "2000"))
 # CI runs the same cases every time (a red build must mean a regression, not a lucky draw);
@@ -55,6 +57,9 @@ TARGETS = [
     ),
 ]
 MUTATIONS = ("flip", "overwrite", "truncate", "insert", "zero")
+# What a case may end with: a report, bncheck's error, or the supervisor's exit 2 (past the deadline or the
+# memory cap, or the reader crashed): never another exception, a hang of bncheck itself or a changed input.
+VERDICTS = ("ok", "error", "deadline", "memory", "crashed")
 
 
 class Worker:
@@ -109,6 +114,17 @@ def _digest(root: Path) -> dict[str, tuple[str, int]]:
     }
 
 
+def fuzzing(cases: int) -> Any:
+    """Hypothesis settings of a fuzzer: ``cases`` cases, the same every run unless exploring."""
+    return settings(
+        max_examples=cases,
+        deadline=None,
+        database=None,
+        derandomize=not EXPLORE,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+
+
 def mutate(data: bytes, kind: str, where: float, payload: bytes) -> bytes:
     if not data:
         return payload
@@ -124,31 +140,31 @@ def mutate(data: bytes, kind: str, where: float, payload: bytes) -> bytes:
     return data[:at] + bytes(len(payload)) + data[at + len(payload) :]
 
 
-def run_case(worker: Worker, target: int, file: int, kind: str, where: float, payload: bytes) -> None:
+def copy_of(source: str, into: Path) -> Path:
+    """A copy of the fixture ``source`` (a directory, or a file put in one) as ``into/model``."""
+    model, origin = into / "model", FIXTURES / source
+    if origin.is_dir():
+        shutil.copytree(origin, model)
+    else:
+        model.mkdir()
+        shutil.copy(origin, model / origin.name)
+    return model
+
+
+def run_case(worker: Worker, target: int, file: int, kind: str, where: float, payload: bytes) -> str:
     source, inspect, files = TARGETS[target]
     with tempfile.TemporaryDirectory() as tmp:
-        model = Path(tmp) / "model"
-        origin = FIXTURES / source
-        if origin.is_dir():
-            shutil.copytree(origin, model)
-        else:
-            model.mkdir()
-            shutil.copy(origin, model / origin.name)
+        model = copy_of(source, Path(tmp))
         victim = model / files[file % len(files)]
         victim.write_bytes(mutate(victim.read_bytes(), kind, where, payload))
         before = _digest(model)
         verdict = worker.run(str(model / inspect))
-        assert verdict in ("ok", "error"), f"{source}: {kind} at {where:.4f} of {victim.name} ({payload!r}): {verdict}"
+        assert verdict in VERDICTS, f"{source}: {kind} at {where:.4f} of {victim.name} ({payload!r}): {verdict}"
         assert _digest(model) == before, "the input was modified"
+    return verdict
 
 
-@settings(
-    max_examples=CASES,
-    deadline=None,
-    database=None,
-    derandomize=not EXPLORE,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@fuzzing(CASES)
 @given(
     target=st.integers(0, len(TARGETS) - 1),
     file=st.integers(0, 2),
@@ -166,5 +182,70 @@ def run_case(worker: Worker, target: int, file: int, kind: str, where: float, pa
 @example(target=4, file=0, kind="insert", where=0.0156, payload=b"\0")
 # Found by the fuzzer (zipfile's UnicodeDecodeError on a damaged member name of a torch zip), fixed, kept:
 @example(target=14, file=0, kind="flip", where=0.953125, payload=b"\x80")
+# The HDF5 loop of the performance issue (8 bytes inserted at offset 39975): ends at the supervisor's deadline
+@example(target=5, file=0, kind="insert", where=39975.5 / 70336, payload=bytes(8))
+# Found by the campaign of issue 18: 8 bytes overwritten at offset 891 make HDF5 allocate 1.5 GB for 3-5 s,
+# past the fuzzer's 3 s deadline (an error, exit 2, when it may finish)
+@example(target=5, file=0, kind="overwrite", where=0.01267341388293619, payload=bytes.fromhex("5d4899afb407fc74"))
+# Found by the campaign of issue 18: 10 bytes overwritten at offset 39863 send HDF5 into an endless loop (as the
+# reproducer above): cut off at the deadline
+@example(target=5, file=0, kind="overwrite", where=0.5667643632110778, payload=bytes.fromhex("3e00e55d7d5d5eb73894"))
+# Found by the campaign of issue 18: a flipped num_batches_tracked of -1.9e18 made BN006's momentum**count overflow
+# (OverflowError); a negative count is now damage, named
+@example(target=15, file=0, kind="flip", where=0.9183315234677866, payload=bytes.fromhex("e6f3603d684724c9818d68"))
 def test_mutated_fixtures_give_an_error_or_a_report(worker: Worker, target, file, kind, where, payload) -> None:
     run_case(worker, target, file, kind, where, payload)
+
+
+# Structure-aware damage (tests/structured.py): (model to copy, path to inspect, file to damage, its damage)
+STRUCTURED = [
+    ("keras/tfk_fit/model.h5", "model.h5", "model.h5", "hdf5"),
+    ("keras/k3_fit/model.weights.h5", "model.weights.h5", "model.weights.h5", "hdf5"),
+    ("keras/k3_fit/model.keras", "model.keras", "model.keras", "keras-hdf5"),
+    ("keras/k3_fit/model.keras", "model.keras", "model.keras", "zip"),
+    ("torch/healthy.pt", "healthy.pt", "healthy.pt", "zip"),
+    ("torch/healthy.pt", "healthy.pt", "healthy.pt", "torch-pickle"),
+    ("torch/healthy_legacy.pt", "healthy_legacy.pt", "healthy_legacy.pt", "pickle"),
+    ("torch/healthy.safetensors", "healthy.safetensors", "healthy.safetensors", "safetensors"),
+    ("graphs/frozen_healthy/frozen.pb", "frozen.pb", "frozen.pb", "protobuf"),
+    ("graphs/r2rt", "model.ckpt-40", "model.ckpt-40.meta", "protobuf"),
+    ("graphs/onnx/training_mode.onnx", "training_mode.onnx", "training_mode.onnx", "protobuf"),
+    ("exports/tf2_serving_training", ".", "saved_model.pb", "protobuf"),
+    ("tf2_fit", ".", "ckpt-1.index", "protobuf"),  # a tensor bundle's index: an SSTable of BundleEntryProtos
+]
+STRUCTURED_CASES = int(os.environ.get("BNCHECK_FUZZ_STRUCTURED_CASES", "600"))
+
+
+def damaged_copy(target: int, op: int, structure: int, field: int, value: int, count: int, into: Path) -> Path:
+    """A copy of a structured target's model in ``into`` with its file damaged; the path to inspect."""
+    source, inspect, file, kind = STRUCTURED[target]
+    damage, ops = DAMAGES[kind]
+    model = copy_of(source, into)
+    victim = model / file
+    victim.write_bytes(damage(victim.read_bytes(), ops[op % len(ops)], structure, field, value, count))
+    return model / inspect
+
+
+def run_structured(worker: Worker, target: int, op: int, structure: int, field: int, value: int, count: int) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = damaged_copy(target, op, structure, field, value, count, Path(tmp))
+        before = _digest(Path(tmp))
+        verdict = worker.run(str(path))
+        assert _digest(Path(tmp)) == before, "the input was modified"
+    return verdict
+
+
+@fuzzing(STRUCTURED_CASES)
+@given(
+    target=st.integers(0, len(STRUCTURED) - 1),
+    op=st.integers(0, 3),
+    structure=st.integers(0, 2**16),
+    field=st.integers(0, 63),
+    value=st.integers(0, 255),
+    count=st.integers(0, 2**16),
+)
+def test_structure_aware_damage_gives_an_error_or_a_report(
+    worker: Worker, target: int, op: int, structure: int, field: int, value: int, count: int
+) -> None:
+    verdict = run_structured(worker, target, op, structure, field, value, count)
+    assert verdict in VERDICTS, f"{STRUCTURED[target]} op {op} at {structure}/{field} = {value} x{count}: {verdict}"

@@ -38,8 +38,10 @@ _DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")
 
 def read_checkpoint(prefix: str, shown: str, format_name: str | None = None) -> ModelFile:
     """:func:`.tfcheckpoint.read_checkpoint`, imported when a checkpoint is read (it needs protobuf)."""
+    from ..activity import working_in
     from .tfcheckpoint import read_checkpoint as read
 
+    working_in("bncheck's checkpoint reader")
     return read(prefix, shown, format_name)
 
 

@@ -36,8 +36,12 @@ class FileFormat:
     reads: Callable[[Path, str | None], bool]  # (path, signature: "zip", "hdf5" or None) -> a file of the format
     reader: str  # "module:function", the module relative to bncheck.readers: (path: Path, shown: str) -> ModelFile
     scanned: Callable[[Path], bool] | None = None  # for files without those suffixes: whether a scan counts it
+    library: str = "bncheck"  # what does the work, as a message says when it does not finish
 
     def read(self, path: Path, shown: str) -> ModelFile:
+        from ..activity import working_in
+
+        working_in(self.library)
         module, _, function = self.reader.partition(":")
         return getattr(importlib.import_module(module, __package__), function)(path, shown)
 
@@ -86,6 +90,7 @@ def _safetensors(path: Path, signature: str | None) -> bool:
     return signature is None and looks_like_safetensors(path)
 
 
+HDF5, PROTOBUF = "the HDF5 library", "the protobuf library"
 FILE_FORMATS = (
     FileFormat(
         "PyTorch torch.save files (.pt/.pth/.bin/.ckpt..., zip or legacy)",
@@ -93,6 +98,7 @@ FILE_FORMATS = (
         _torch,
         ".torch_file:read_torch_file",
         _scanned_torch,
+        "bncheck's pickle reader",
     ),
     FileFormat(
         "safetensors files and sharded checkpoints (model.safetensors.index.json, pytorch_model.bin.index.json)",
@@ -100,15 +106,17 @@ FILE_FORMATS = (
         _safetensors,
         ".safetensors_file:read_safetensors",
     ),
-    FileFormat("Keras .keras archives", (".keras",), lambda p, s: s == "zip", ".keras:read_keras_archive"),
+    FileFormat("Keras .keras archives", (".keras",), lambda p, s: s == "zip", ".keras:read_keras_archive", None, HDF5),
     FileFormat(
         "Keras 3 .weights.h5 and Keras 2 / tf.keras HDF5 (.h5/.hdf5) files",
         (".h5", ".hdf5"),
         lambda p, s: s == "hdf5",
         ".sniff:read_keras_h5",
+        None,
+        HDF5,
     ),
-    FileFormat("ONNX .onnx models", (".onnx",), _suffix(".onnx"), ".onnx_model:read_onnx"),
-    FileFormat("frozen GraphDef .pb files", (), _frozen_graph, ".frozen:read_frozen_graph", _scanned_graph),
+    FileFormat("ONNX .onnx models", (".onnx",), _suffix(".onnx"), ".onnx_model:read_onnx", None, PROTOBUF),
+    FileFormat("frozen GraphDef .pb files", (), _frozen_graph, ".frozen:read_frozen_graph", _scanned_graph, PROTOBUF),
 )
 
 

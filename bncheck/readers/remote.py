@@ -22,6 +22,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
+from ..activity import waiting
 from ..errors import InputError
 from ..stores import SCHEMES, options, redacted, scheme_of
 from .positional import Positional
@@ -174,7 +175,8 @@ class RemotePath:
         if known is not None and time.monotonic() - known[0] < INFO_SECONDS:
             return known[1]
         try:
-            info = self.fs.info(self._path)
+            with waiting():
+                info = self.fs.info(self._path)
         except FileNotFoundError as exc:  # fsspec's HTTP info says so for every failure: the cause tells
             cause = exc.__cause__ or exc.__context__
             if cause is not None and not isinstance(cause, FileNotFoundError) and _status(cause) != 404:
@@ -217,7 +219,8 @@ class RemotePath:
 
     def iterdir(self) -> Iterator[RemotePath]:
         try:
-            names = self.fs.ls(self._path, detail=False)
+            with waiting():
+                names = self.fs.ls(self._path, detail=False)
         except Exception as exc:
             raise failure(self.url, exc) from None
         inside = self._path.rstrip("/") + "/"
@@ -232,7 +235,8 @@ class RemotePath:
         """Like :func:`os.walk` (top down; prune the list of subdirectories in place), at most MAX_DEPTH levels
         down (a server's link to a directory above it would make the tree endless)."""
         try:
-            listing = self.fs.ls(self._path, detail=True)
+            with waiting():
+                listing = self.fs.ls(self._path, detail=True)
         except Exception as exc:
             raise failure(self.url, exc) from None
         subdirs, files = [], []
@@ -338,9 +342,10 @@ class RangeFile(Positional):
         try:
             starts, ends = [s for s, _ in runs], [e for _, e in runs]
             limit = deadline(sum(e - s for s, e in runs))
-            answers = fs.cat_ranges(
-                [path] * len(runs), starts, ends, on_error="return", batch_size=CONCURRENT, timeout=limit
-            )
+            with waiting():
+                answers = fs.cat_ranges(
+                    [path] * len(runs), starts, ends, on_error="return", batch_size=CONCURRENT, timeout=limit
+                )
         except Exception as exc:
             raise failure(self.path.url, exc) from None
         with _LOCK:
@@ -355,16 +360,17 @@ class RangeFile(Positional):
     def _fetch(self, start: int, end: int) -> bytes:
         fs, path = self.path.fs, self.path._path
         try:
-            if self._file is None:
-                self._file = fs.open(path, "rb", cache_type="none", block_size=BLOCK, size=self.size)
-            fetch = getattr(self._file, "async_fetch_range", None)  # HTTP: it checks the answer is a range
-            if fetch is not None:
-                data = _within(deadline(end - start), fs, fetch, start, end)
-            elif getattr(fs, "async_impl", False):  # object stores answer ranges
-                data = _within(deadline(end - start), fs, fs._cat_file, path, start=start, end=end)
-            else:
-                self._file.seek(start)
-                data = self._file.read(end - start)
+            with waiting():
+                if self._file is None:
+                    self._file = fs.open(path, "rb", cache_type="none", block_size=BLOCK, size=self.size)
+                fetch = getattr(self._file, "async_fetch_range", None)  # HTTP: it checks the answer is a range
+                if fetch is not None:
+                    data = _within(deadline(end - start), fs, fetch, start, end)
+                elif getattr(fs, "async_impl", False):  # object stores answer ranges
+                    data = _within(deadline(end - start), fs, fs._cat_file, path, start=start, end=end)
+                else:
+                    self._file.seek(start)
+                    data = self._file.read(end - start)
         except Exception as exc:
             if not _ignores_range(exc):
                 raise failure(self.path.url, exc) from None
@@ -383,7 +389,7 @@ class RangeFile(Positional):
                 "[tool.bncheck.remote])"
             )
         try:  # streamed, and no more than the limit read: the server's size may be a lie
-            with self.path.fs.open(self.path._path, "rb", block_size=0) as stream:
+            with waiting(), self.path.fs.open(self.path._path, "rb", block_size=0) as stream:
                 pieces, count = [], 0
                 while count <= limit and (piece := stream.read(limit + 1 - count)):
                     pieces.append(piece)

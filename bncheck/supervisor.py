@@ -1,0 +1,266 @@
+"""Models read in worker processes, under a deadline and a memory cap.
+
+A damaged file can send a C library (HDF5 above all) into a loop that holds the GIL, or make it allocate without
+end: no timer inside the process stops either. So the command line reads each model in a worker process. The
+supervisor gives a worker one model at a time; a worker past the deadline is killed and replaced and its model
+reported unreadable (time spent waiting for a store is not counted: remote reads have deadlines of their own). A
+worker's memory is capped (``RLIMIT_DATA``: its heap and anonymous maps, not the read-only maps of model files), so
+a read that balloons fails inside it; a worker that crashes takes only its model with it. Results come back
+pickled, in the order of the models. Workers are forked when this process runs no other thread (a fork of a process
+with threads can deadlock), else started fresh.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, fields, is_dataclass, replace
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+TIMEOUT = 10.0  # seconds per model, by default
+PART = 1000  # items of a long list in a result pickled at once (a 20,000-layer report whole costs 40 MB more)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long and how much one model may take. ``timeout`` 0: read in this process, no deadline, no cap."""
+
+    timeout: float = TIMEOUT  # seconds of work per model
+    memory: int | None = None  # MiB a worker may allocate; None: half of this machine's memory; 0: no cap
+
+    def memory_bytes(self) -> int:
+        if self.memory is None:
+            return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+        return self.memory * 2**20
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Why a worker gave no result for an item."""
+
+    message: str
+
+
+def supervised(
+    items: Sequence[T], work: Callable[[T], R], shown: Callable[[T], str], jobs: int, limits: Limits
+) -> Iterator[R | Failed]:
+    """``work(item)`` for each item, in order, in up to ``jobs`` worker processes under ``limits``; an item whose
+    worker ran past the deadline, out of memory or crashed is a :class:`Failed`. A bug in ``work`` (an exception
+    other than MemoryError) is raised here, with the worker's traceback."""
+    from multiprocessing.connection import wait
+
+    context = _context()
+    queue, results, workers = deque(enumerate(items)), {}, []
+    following = 0
+    try:
+        while following < len(items):
+            for worker in [w for w in workers if w.index is None and not w.process.is_alive()]:
+                worker.kill()  # (ended between models: killed from outside)
+                workers.remove(worker)
+            idle = [worker for worker in workers if worker.index is None]
+            while queue and (idle or len(workers) < jobs):
+                worker = idle.pop() if idle else _Worker(context, work, limits.memory_bytes())
+                if worker not in workers:
+                    workers.append(worker)
+                worker.give(*queue.popleft())
+            busy = [worker for worker in workers if worker.index is not None]
+            left = [worker.left(limits.timeout) for worker in busy if not worker.in_wait]
+            wait([w.conn for w in busy] + [w.process.sentinel for w in busy], max(0.0, min(left)) if left else None)
+            for worker in busy:
+                index, outcome = worker.index, worker.hear()
+                if outcome is None and worker.left(limits.timeout) <= 0 and not worker.in_wait:
+                    outcome = Failed(_overdue(worker.library, shown(items[index]), limits.timeout))
+                    worker.kill()
+                if outcome is None:
+                    continue
+                if isinstance(outcome, _Ended):
+                    outcome = Failed(outcome.message(worker.library, shown(items[index]), limits))
+                if not worker.process.is_alive() or isinstance(outcome, Failed):
+                    worker.kill()
+                    workers.remove(worker)
+                results[index] = outcome
+            while following in results:
+                yield results.pop(following)
+                following += 1
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def _context() -> Any:
+    import multiprocessing
+    import threading
+
+    alone = threading.active_count() == 1
+    return multiprocessing.get_context("fork" if sys.platform == "linux" and alone else "spawn")
+
+
+@dataclass(frozen=True)
+class _Ended:
+    """A worker that stopped without a result: out of memory, or killed by a signal."""
+
+    how: str  # "memory", or the signal's name
+    error: str = ""
+
+    def message(self, library: str, shown: str, limits: Limits) -> str:
+        if self.how == "memory":
+            return (
+                f"{library} needed more than the {limits.memory_bytes() // 2**20} MiB of memory bncheck allows "
+                f"reading {shown}: the file is damaged, or claims more than it holds (memory-limit in [tool.bncheck])"
+            )
+        return f"{library} crashed reading {shown} ({self.how}): the file is damaged"
+
+
+def _overdue(library: str, shown: str, timeout: float) -> str:
+    return (
+        f"{library} did not finish reading {shown} within {timeout:g} s: the file is damaged, or needs more time "
+        "(--timeout)"
+    )
+
+
+class _Worker(Generic[T, R]):
+    """One worker process and the item it is working on."""
+
+    def __init__(self, context: Any, work: Callable[[T], R], memory: int) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, work, memory, os.getpid()), daemon=True)
+        self.process.start()
+        child.close()
+        self.index: int | None = None
+        self.parts: dict[str, list[Any]] = {}  # of the result on its way
+
+    def give(self, index: int, item: T) -> None:
+        self.index, self.started, self.waited, self.in_wait = index, time.monotonic(), 0.0, False
+        self.library = "bncheck"
+        self.conn.send(item)
+
+    def left(self, timeout: float) -> float:
+        """Seconds of work left before the deadline (inf without one)."""
+        return timeout - (time.monotonic() - self.started - self.waited) if timeout else float("inf")
+
+    def hear(self) -> R | _Ended | None:
+        """What the worker told so far: its result or how it ended, if either came."""
+        try:
+            while self.conn.poll():
+                kind, value = self.conn.recv()
+                if kind == "library":
+                    self.library = value
+                elif kind == "wait":
+                    self.in_wait = True
+                elif kind == "waited":
+                    self.in_wait, self.waited = False, self.waited + value
+                elif kind == "part":
+                    self.parts.setdefault(value[0], []).extend(value[1])
+                elif kind == "done":
+                    self.index, parts, self.parts = None, self.parts, {}
+                    return replace(value, **parts) if parts else value
+                elif kind == "memory":
+                    return _Ended("memory")
+                else:
+                    raise RuntimeError(f"a bncheck worker failed:\n{value}")
+        except (EOFError, OSError):
+            pass
+        if self.process.is_alive():
+            return None
+        self.process.join()
+        code = self.process.exitcode or 0
+        return _Ended(_signal_name(-code) if code < 0 else f"exit status {code}")
+
+    def kill(self) -> None:
+        self.index = None
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.conn.close()
+
+    def stop(self) -> None:
+        if self.process.is_alive() and self.index is None:
+            try:
+                self.conn.send(None)
+                self.process.join(1)
+            except OSError:
+                pass
+        self.kill()
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _serve(conn: Any, work: Callable[[Any], Any], memory: int, parent: int) -> None:
+    """A worker's life: items in, results out, until told to stop or its parent is gone."""
+    import signal
+    import traceback
+
+    from . import activity
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is the supervisor's to handle
+    _end_with(parent)
+    lift_cap = _cap(memory) if memory else None
+    activity.listen(lambda kind, value: conn.send((kind, value)))
+    while True:
+        while not conn.poll(1.0):
+            if os.getppid() != parent:
+                return
+        try:
+            item = conn.recv()
+        except EOFError:
+            return
+        if item is None:
+            return
+        try:
+            _send(conn, work(item))
+        except MemoryError:
+            if lift_cap is not None:
+                lift_cap()  # room to say so
+            conn.send(("memory", None))
+            return  # what ran out of memory may have left this process in any state
+        except BaseException:
+            conn.send(("error", traceback.format_exc()))
+            return
+
+
+def _send(conn: Any, result: Any) -> None:
+    """``result``, its long lists (a report's layers) sent a part at a time: one pickle of the whole would hold
+    a copy of it and a memo of every object in it at once."""
+    long = [f.name for f in fields(result) if _long(getattr(result, f.name))] if is_dataclass(result) else []
+    for name in long:
+        values = getattr(result, name)
+        for start in range(0, len(values), PART):
+            conn.send(("part", (name, values[start : start + PART])))
+    conn.send(("done", replace(result, **{name: [] for name in long}) if long else result))
+
+
+def _long(value: Any) -> bool:
+    return isinstance(value, list) and len(value) > PART
+
+
+def _end_with(parent: int) -> None:
+    """Have the kernel end this worker when its parent ends, even while it is stuck in a C library (Linux)."""
+    if sys.platform == "linux":
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it ended before that took hold
+        os._exit(0)
+
+
+def _cap(memory: int) -> Callable[[], None]:
+    """Cap this process's heap and anonymous maps at ``memory`` bytes; the function returned lifts the cap."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    resource.setrlimit(resource.RLIMIT_DATA, (memory if hard < 0 else min(memory, hard), hard))
+    return lambda: resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
