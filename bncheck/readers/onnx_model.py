@@ -74,10 +74,9 @@ def _model_file(path: Path, shown: str, bn_nodes: list[Any], tensors: dict[str, 
     def read(key: str) -> np.ndarray:
         return _load(tensors[key], key, shown, numpy_helper)
 
-    taken: set[str] = set()
+    taken: dict[str, int] = {}  # names given, and for each the next suffix to try
     for number, node in enumerate(bn_nodes):
         name = _layer_name(node, number, taken)
-        taken.add(name)
         attrs = {a.name: a for a in node.attribute}
         epsilon = attrs["epsilon"].f if "epsilon" in attrs else DEFAULT_EPSILON
         momentum = attrs["momentum"].f if "momentum" in attrs else DEFAULT_MOMENTUM
@@ -95,17 +94,19 @@ def _model_file(path: Path, shown: str, bn_nodes: list[Any], tensors: dict[str, 
     )
 
 
-def _layer_name(node: Any, number: int, taken: set[str]) -> str:
-    """The node's name ('/bn/BatchNormalization' -> 'bn'), else the common prefix of its inputs, else a number."""
+def _layer_name(node: Any, number: int, taken: dict[str, int]) -> str:
+    """The node's name ('/bn/BatchNormalization' -> 'bn'), else the common prefix of its inputs, else a number;
+    made unique with a suffix (``taken`` says where to start: thousands of nodes of one name cost no more)."""
     name = node.name.strip("/")
     if name.endswith("BatchNormalization") and "/" in name:
         name = name.rpartition("/")[0]
     if not name:
         stems = {ref.rpartition(".")[0] for ref in list(node.input)[1:5] if "." in ref}
         name = stems.pop() if len(stems) == 1 else f"BatchNormalization_{number}"
-    candidate, n = name, 1
+    candidate, n = name, taken.get(name, 1)
     while candidate in taken:
         candidate, n = f"{name}_{n}", n + 1
+    taken[name], taken[candidate] = n, taken.get(candidate, 1)
     return candidate
 
 
