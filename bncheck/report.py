@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .facts import Framework, Step
 from .findings import Finding, Statement, codes_by_layer
@@ -23,6 +24,8 @@ class Report:
     main_file: str = ""  # the one file findings point at (SARIF, annotations); default: path
     framework: Framework | None = None
     statements: list[Statement] = field(default_factory=list)  # model-wide conditions
+
+    SENT_IN_PARTS: ClassVar = ("layers",)  # from a worker process, a thousand layers at a time (supervisor.py)
 
     def __post_init__(self) -> None:
         if not self.main_file:

@@ -17,7 +17,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields, is_dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -25,11 +25,14 @@ R = TypeVar("R")
 
 TIMEOUT = 10.0  # seconds per model, by default
 PART = 1000  # items of a long list in a result pickled at once (a 20,000-layer report whole costs 40 MB more)
+STARTUP = 30.0  # seconds a worker may take to start (a spawned one imports bncheck), besides the deadline
+WAITS = 30  # one wait for the network may last this many deadlines (remote reads have their own, mostly)
 
 
 @dataclass(frozen=True)
 class Limits:
-    """How long and how much one model may take. ``timeout`` 0: read in this process, no deadline, no cap."""
+    """How long and how much one model may take. ``timeout`` 0: no deadline (the command line then reads in its
+    own process, without a memory cap, unless given --jobs)."""
 
     timeout: float = TIMEOUT  # seconds of work per model
     memory: int | None = None  # MiB a worker may allocate; None: half of this machine's memory; 0: no cap
@@ -68,13 +71,19 @@ def supervised(
                 worker = idle.pop() if idle else _Worker(context, work, limits.memory_bytes())
                 if worker not in workers:
                     workers.append(worker)
-                worker.give(*queue.popleft())
+                try:
+                    worker.give(*queue[0])
+                except OSError:  # it ended since (killed from outside): the model goes to another
+                    worker.kill()
+                    workers.remove(worker)
+                    continue
+                queue.popleft()
             busy = [worker for worker in workers if worker.index is not None]
-            left = [worker.left(limits.timeout) for worker in busy if not worker.in_wait]
+            left = [seconds for worker in busy if (seconds := worker.left(limits.timeout)) is not None]
             wait([w.conn for w in busy] + [w.process.sentinel for w in busy], max(0.0, min(left)) if left else None)
             for worker in busy:
                 index, outcome = worker.index, worker.hear()
-                if outcome is None and worker.left(limits.timeout) <= 0 and not worker.in_wait:
+                if outcome is None and (seconds := worker.left(limits.timeout)) is not None and seconds <= 0:
                     outcome = Failed(_overdue(worker.library, shown(items[index]), limits.timeout))
                     worker.kill()
                 if outcome is None:
@@ -137,12 +146,18 @@ class _Worker(Generic[T, R]):
 
     def give(self, index: int, item: T) -> None:
         self.index, self.started, self.waited, self.in_wait = index, time.monotonic(), 0.0, False
-        self.library = "bncheck"
+        self.library, self.begun = "bncheck", False
         self.conn.send(item)
 
-    def left(self, timeout: float) -> float:
-        """Seconds of work left before the deadline (inf without one)."""
-        return timeout - (time.monotonic() - self.started - self.waited) if timeout else float("inf")
+    def left(self, timeout: float) -> float | None:
+        """Seconds left before the deadline (None without one): of work once the worker began (before, it may
+        still be starting: STARTUP more), of one wait for the network (at most WAITS times the deadline)."""
+        if not timeout:
+            return None
+        now = time.monotonic()
+        if self.in_wait:
+            return timeout * WAITS - (now - self.wait_started)
+        return timeout + (0 if self.begun else STARTUP) - (now - self.started - self.waited)
 
     def hear(self) -> R | _Ended | None:
         """What the worker told so far: its result or how it ended, if either came."""
@@ -151,8 +166,10 @@ class _Worker(Generic[T, R]):
                 kind, value = self.conn.recv()
                 if kind == "library":
                     self.library = value
+                elif kind == "begin":
+                    self.begun, self.started = True, time.monotonic()
                 elif kind == "wait":
-                    self.in_wait = True
+                    self.in_wait, self.wait_started = True, time.monotonic()
                 elif kind == "waited":
                     self.in_wait, self.waited = False, self.waited + value
                 elif kind == "part":
@@ -219,6 +236,7 @@ def _serve(conn: Any, work: Callable[[Any], Any], memory: int, parent: int) -> N
             return
         if item is None:
             return
+        conn.send(("begin", None))
         try:
             _send(conn, work(item))
         except MemoryError:
@@ -232,9 +250,10 @@ def _serve(conn: Any, work: Callable[[Any], Any], memory: int, parent: int) -> N
 
 
 def _send(conn: Any, result: Any) -> None:
-    """``result``, its long lists (a report's layers) sent a part at a time: one pickle of the whole would hold
-    a copy of it and a memo of every object in it at once."""
-    long = [f.name for f in fields(result) if _long(getattr(result, f.name))] if is_dataclass(result) else []
+    """``result``, the long lists it names in ``SENT_IN_PARTS`` (a report's layers) sent a part at a time: one
+    pickle of the whole would hold a copy of it and a memo of every object in it at once. (Only lists whose items
+    nothing else in the result refers to: a copy of each part comes back.)"""
+    long = [name for name in getattr(type(result), "SENT_IN_PARTS", ()) if _long(getattr(result, name))]
     for name in long:
         values = getattr(result, name)
         for start in range(0, len(values), PART):
@@ -262,5 +281,6 @@ def _cap(memory: int) -> Callable[[], None]:
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    resource.setrlimit(resource.RLIMIT_DATA, (memory if hard < 0 else min(memory, hard), hard))
+    cap = min([memory, *(bound for bound in (soft, hard) if bound != resource.RLIM_INFINITY)])
+    resource.setrlimit(resource.RLIMIT_DATA, (cap, hard))  # never above a limit already set
     return lambda: resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))

@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -176,6 +177,12 @@ def _waits_for_the_network(item: int) -> int:
     return item
 
 
+def _waits_too_long(item: int) -> int:
+    with activity.waiting():
+        time.sleep(30)
+    return item
+
+
 def _raises(item: int) -> int:
     raise ValueError(f"a bug on {item}")
 
@@ -231,6 +238,8 @@ class Bag:
     items: list[int]
     few: list[int]
 
+    SENT_IN_PARTS: ClassVar = ("items",)
+
 
 def _big(item: int) -> Bag:
     return Bag(f"bag {item}", list(range(item)), [item])
@@ -239,3 +248,28 @@ def _big(item: int) -> Bag:
 def test_long_lists_of_a_result_come_back_whole_a_part_at_a_time() -> None:
     """A 20,000-layer report is sent a thousand layers at a time (one pickle of all would cost 40 MB more)."""
     assert list(supervised([2500, 3, 1000], _big, str, 1, Limits(timeout=5.0))) == [_big(2500), _big(3), _big(1000)]
+
+
+def test_one_wait_for_the_network_is_bounded_too() -> None:
+    """A store that never answers (and a client without a deadline of its own) is cut off after WAITS deadlines."""
+    start = time.monotonic()
+    (outcome,) = supervised([1], _waits_too_long, str, 1, Limits(timeout=0.1))
+    assert isinstance(outcome, Failed) and "did not finish reading 1" in outcome.message
+    assert time.monotonic() - start < 10
+
+
+def test_no_deadline_with_jobs_reads_in_workers(tmp_path: Path) -> None:
+    assert list(supervised([0, 2, 3], _loops_in_c, str, 2, Limits(timeout=0))) == [0, 20, 30]
+    result = run_cli("inspect", str(FIXTURES / "keras"), "--timeout", "0", "--jobs", "2", "--format", "json")
+    assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
+    assert result.stdout == run_cli("inspect", str(FIXTURES / "keras"), "--format", "json").stdout
+
+
+def test_the_memory_cap_never_raises_a_limit_already_set() -> None:
+    probe = (
+        "import resource; from bncheck.supervisor import _cap\n"
+        "resource.setrlimit(resource.RLIMIT_DATA, (2**30, resource.RLIM_INFINITY))\n"
+        "_cap(4 * 2**30); print(resource.getrlimit(resource.RLIMIT_DATA)[0])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.stdout.strip() == str(2**30), out.stderr
