@@ -190,6 +190,10 @@ def run_case(worker: Worker, target: int, file: int, kind: str, where: float, pa
 # Found by the campaign of issue 18: 10 bytes overwritten at offset 39863 send HDF5 into an endless loop (as the
 # reproducer above): cut off at the deadline
 @example(target=5, file=0, kind="overwrite", where=0.5667643632110778, payload=bytes.fromhex("3e00e55d7d5d5eb73894"))
+# Found by the campaign of issue 18: 15 bytes zeroed at offset 39356, another endless HDF5 loop; 5 bytes at
+# offset 10672 make HDF5 allocate 2.5 GB before its error: both exit 2 (deadline, or the error within it)
+@example(target=5, file=0, kind="zero", where=0.559547298040998, payload=bytes(15))
+@example(target=5, file=0, kind="overwrite", where=0.15173631691175749, payload=bytes.fromhex("3bc2019a00"))
 # Found by the campaign of issue 18: a flipped num_batches_tracked of -1.9e18 made BN006's momentum**count overflow
 # (OverflowError); a negative count is now damage, named
 @example(target=15, file=0, kind="flip", where=0.9183315234677866, payload=bytes.fromhex("e6f3603d684724c9818d68"))
@@ -236,6 +240,8 @@ def run_structured(worker: Worker, target: int, op: int, structure: int, field: 
 
 
 @fuzzing(STRUCTURED_CASES)
+# Found by the campaign of issue 18: a field of a Keras 3 .weights.h5 overwritten: HDF5 allocates 7 GB in 15 s
+@example(target=1, op=0, structure=47821, field=27, value=240, count=13)
 # Found by the campaign of issue 18: an ONNX BN node repeated into 4,192 of one name took 8 s to name (quadratic)
 @example(target=10, op=2, structure=20929, field=43, value=124, count=32540)
 @given(
