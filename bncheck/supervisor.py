@@ -68,14 +68,17 @@ def supervised(
                 workers.remove(worker)
             idle = [worker for worker in workers if worker.index is None]
             while queue and (idle or len(workers) < jobs):
+                fresh = not idle
                 worker = idle.pop() if idle else _Worker(context, work, limits.memory_bytes())
-                if worker not in workers:
+                if fresh:
                     workers.append(worker)
                 try:
                     worker.give(*queue[0])
                 except OSError:  # it ended since (killed from outside): the model goes to another
                     worker.kill()
                     workers.remove(worker)
+                    if fresh:  # a worker that cannot even start
+                        raise
                     continue
                 queue.popleft()
             busy = [worker for worker in workers if worker.index is not None]
@@ -115,7 +118,6 @@ class _Ended:
     """A worker that stopped without a result: out of memory, or killed by a signal."""
 
     how: str  # "memory", or the signal's name
-    error: str = ""
 
     def message(self, library: str, shown: str, limits: Limits) -> str:
         if self.how == "memory":
