@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -58,6 +58,7 @@ arrays = hnp.arrays(
 
 
 @given(st.lists(arrays, max_size=6))
+@example([np.full(4, 4.49423284e307)])  # a sum that overflows float64 (found by this test)
 def test_summaries_are_those_of_numpy(values: list[np.ndarray]) -> None:
     for value, stats in zip(values, summarise(values), strict=True):
         flat = value.astype(np.float64).ravel()
@@ -66,10 +67,9 @@ def test_summaries_are_those_of_numpy(values: list[np.ndarray]) -> None:
         if finite.size:
             assert (stats.min, stats.max) == (finite.min(), finite.max())
             # the same sum up to its order (numpy's reduce sums pairwise, reduceat in sequence)
-            scale = float(np.abs(finite).max())
-            assert math.isclose(
-                stats.mean, float(np.add.reduce(finite)) / finite.size, rel_tol=1e-12, abs_tol=1e-12 * scale
-            )
+            scale = float(np.abs(finite).max()) or 1.0
+            mean = float(np.add.reduce(finite / scale)) / finite.size * scale  # scaled: no overflow near 1.8e308
+            assert math.isclose(stats.mean, mean, rel_tol=1e-12, abs_tol=1e-12 * scale)
         else:
             assert stats.min is stats.max is stats.mean is None
 
