@@ -326,7 +326,8 @@ def tools_for(spec: Input) -> list[Tool]:
     return tools
 
 
-def machine() -> list[str]:
+def machine(packages: tuple[str, ...] = ("tensorflow", "keras", "numpy", "rich", "protobuf")) -> list[str]:
+    """The machine, the interpreter and the versions of ``packages``, as lines of RESULTS.md."""
     cpu = "unknown"
     with open("/proc/cpuinfo", encoding="utf-8") as f:
         for line in f:
@@ -335,7 +336,7 @@ def machine() -> list[str]:
                 break
     with open("/proc/meminfo", encoding="utf-8") as f:
         memory = int(f.readline().split()[1]) / 2**20
-    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("tensorflow", "keras", "numpy", "rich", "protobuf"))
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in packages)
     lines = [
         f"- CPU: {cpu}, {os.cpu_count()} cores; memory {memory:.1f} GiB",
         f"- Python {platform.python_version()} ({platform.platform()}); {versions}",

@@ -37,9 +37,9 @@ def read_layers(model: ModelFile, load: bool = True) -> Report:
     return _report(model, layers, notes=notes, errors=errors)
 
 
-def analyse(model: ModelFile, settings: Settings, keep_values: bool = True) -> Report:
+def analyse(model: ModelFile, settings: Settings, keep_values: bool = True, live: bool = False) -> Report:
     """The BN layers of ``model`` and what the selected inspect rules find in them; ``keep_values=False``
-    keeps only the Stats of each layer."""
+    keeps only the Stats of each layer; ``live``: ``model`` is a snapshot of one still training (a guard's)."""
     grouped, notes = _grouped(model)
     errors = list(model.errors)
     step = model.step.count if model.step is not None and model.step.counts_updates else None
@@ -49,7 +49,7 @@ def analyse(model: ModelFile, settings: Settings, keep_values: bool = True) -> R
     def evidence() -> str | None:
         return _training_evidence(step, model, layers)
 
-    context = Context(step, settings.thresholds, model.graph, model.framework, evidence)
+    context = Context(step, settings.thresholds, model.graph, model.framework, evidence, live)
     wanted = [
         rule
         for rule in of_kind(Kind.INSPECT)

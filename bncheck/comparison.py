@@ -30,16 +30,24 @@ from .stats import PackedStats
 _FLOAT_EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
 
 
-def compare(a: ModelFile, b: ModelFile, settings: Settings, must_not_change: tuple[str, ...] = ()) -> DiffReport:
+def compare(
+    a: ModelFile,
+    b: ModelFile,
+    settings: Settings,
+    must_not_change: tuple[str, ...] = (),
+    between: str = "between A and B",
+    declared: str = "--frozen",
+) -> DiffReport:
     """Pair the BN layers of ``a`` and ``b`` by name, measure their changes, run the diff rules;
-    ``must_not_change``: layer-name globs the user declared frozen (--frozen)."""
+    ``must_not_change``: layer-name globs the user declared frozen (``declared``: how, in findings; ``between``:
+    how findings name the span from ``a`` to ``b``)."""
     side_a, side_b, pairs = _paired(a, b, settings.thresholds.change_rtol, settings.thresholds.change_atol)
     in_a, in_b = {layer.name for layer in side_a.layers}, {layer.name for layer in side_b.layers}
     only_a = [layer.name for layer in side_a.layers if layer.name not in in_b]
     only_b = [layer.name for layer in side_b.layers if layer.name not in in_a]
     paired = DiffReport(side_a, side_b, pairs, only_a, only_b)
     paired = replace(paired, notes=_notes(paired, must_not_change))
-    context = DiffContext(must_not_change, settings.thresholds, b.framework)
+    context = DiffContext(must_not_change, settings.thresholds, b.framework, between, declared)
     paths = (a.path, a.main_file, b.path, b.main_file)
     found = [
         finding

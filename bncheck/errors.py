@@ -26,3 +26,13 @@ class ConfigError(BncheckError):
 class UnsafeFileError(InputError):
     """Loading the file with its framework would run code it carries (a pickle naming ``os.system``): refused,
     whatever else it holds."""
+
+
+class BatchNormStateError(Exception):
+    """A training-time guard found BN state that a saved model would be judged broken for (``bncheck.keras``,
+    ``bncheck.torch``, ``bncheck.tf1``). Not a BncheckError: no input file is at fault. ``findings`` are the
+    :class:`~bncheck.findings.Finding` objects the message lists, with the codes and fixes of ``bncheck inspect``."""
+
+    def __init__(self, message: str, findings: list) -> None:
+        super().__init__(message)
+        self.findings = findings

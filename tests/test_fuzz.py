@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from .conftest import FIXTURES, ROOT
 from .structured import DAMAGES
 
-CASES = int(os.environ.get("BNCHECK_FUZZ_CASES", "2000"))
+CASES = int(os.environ.get("BNCHECK_FUZZ_CASES", "1000"))
 # CI runs the same cases every time (a red build must mean a regression, not a lucky draw);
 # BNCHECK_FUZZ_EXPLORE=1 draws new ones, to hunt for crashes before adding them as @examples.
 EXPLORE = bool(os.environ.get("BNCHECK_FUZZ_EXPLORE"))
@@ -217,7 +217,7 @@ STRUCTURED = [
     ("exports/tf2_serving_training", ".", "saved_model.pb", "protobuf"),
     ("tf2_fit", ".", "ckpt-1.index", "protobuf"),  # a tensor bundle's index: an SSTable of BundleEntryProtos
 ]
-STRUCTURED_CASES = int(os.environ.get("BNCHECK_FUZZ_STRUCTURED_CASES", "600"))
+STRUCTURED_CASES = int(os.environ.get("BNCHECK_FUZZ_STRUCTURED_CASES", "400"))
 
 
 def damaged_copy(target: int, op: int, structure: int, field: int, value: int, count: int, into: Path) -> Path:

@@ -218,12 +218,12 @@ CASES = [
     silent("BN201", diff((layer(gamma=None), layer())), "gamma only in B: BN203's, not training"),
     silent("BN201", to(gamma=GAMMA_B), "declared frozen: BN202's", frozen=("b*",)),
     # BN202 frozen-layer-drift
-    fires("BN202", to(gamma=GAMMA_B), ERROR, "declared frozen (--frozen 'b*') but gamma by up to 0.1 (8.3%) changed: "
-          "the optimizer still trained it", frozen=("x", "b*")),
-    fires("BN202", to(mean=MEAN_B), ERROR, "changed: gamma/beta did not, so the layer still ran in training mode",
-          frozen=("bn",)),
-    fires("BN202", to(var=None), ERROR, "moving_variance (removed) changed: the layer's variables differ between the "
-          "files (see BN203)", frozen=("bn",)),
+    fires("BN202", to(gamma=GAMMA_B), ERROR, "declared frozen (--frozen 'b*') but gamma by up to 0.1 (8.3%) changed "
+          "between A and B: the optimizer still trained it", frozen=("x", "b*")),
+    fires("BN202", to(mean=MEAN_B), ERROR, "changed between A and B: gamma/beta did not, so the layer still ran in "
+          "training mode", frozen=("bn",)),
+    fires("BN202", to(var=None), ERROR, "moving_variance (removed) changed between A and B: the layer's variables "
+          "differ between the files (see BN203)", frozen=("bn",)),
     silent("BN202", to(gamma=GAMMA_B), "globs are case-sensitive", frozen=("BN*",)),
     silent("BN202", to(gamma=GAMMA_B), "nothing declared frozen"),
     silent("BN202", to(), "frozen and unchanged", frozen=("bn",)),

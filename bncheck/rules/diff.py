@@ -77,7 +77,7 @@ def stats_unchanged_while_trained(report: DiffReport, context: DiffContext) -> I
         yield (
             pair.name,
             f"{_changes(pair, trained)} changed, but moving_mean and moving_variance are {same}: "
-            "the BN update ops did not run between A and B",
+            f"the BN update ops did not run {context.between}",
         )
 
 
@@ -138,7 +138,8 @@ def frozen_layer_drift(report: DiffReport, context: DiffContext) -> Iterator[Hit
             why = "the layer's variables differ between the files (see BN203)"
         yield (
             pair.name,
-            f"declared frozen (--frozen {globs[0]!r}) but {_changes(pair, changed)} changed: {why}",
+            f"declared frozen ({context.declared} {globs[0]!r}) but {_changes(pair, changed)} changed "
+            f"{context.between}: {why}",
         )
 
 

@@ -63,6 +63,7 @@ class Context:
     graph: GraphFacts | None = None  # the training graph beside the model, when there is one
     framework: Framework | None = None  # who wrote the file: the spelling of causes and fixes
     evidence: Callable[[], str | None] = _no_evidence  # asked only when needed: it looks at every layer
+    live: bool = False  # a model still training (a guard), not a saved file: judged by what its steps predict
 
     @property
     def training_evidence(self) -> str | None:
@@ -89,6 +90,8 @@ class DiffContext:
     must_not_change: tuple[str, ...]  # layer-name globs the user declared frozen (--frozen)
     thresholds: Thresholds
     framework: Framework | None = None  # who wrote B (the model whose training is judged)
+    between: str = "between A and B"  # the span from A to B, in findings ("between step 0 and step 50": a guard's)
+    declared: str = "--frozen"  # how must_not_change was declared, in findings
 
 
 class _Spelled(Protocol):

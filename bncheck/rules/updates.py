@@ -35,7 +35,7 @@ def _trained_evidence(layer: BNLayer) -> str | None:
 
 def _momentum(layer: BNLayer, context: Context) -> tuple[float, str]:
     if layer.hints.momentum is not None:
-        return layer.hints.momentum, "recorded in the file"
+        return layer.hints.momentum, "the layer's own" if context.live else "recorded in the file"
     momentum, named = context.default_momentum
     return momentum, f"{named}; the file does not record it"
 
@@ -228,12 +228,18 @@ def stats_barely_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     reported as info, saying so, and the step-count estimate is not used (the steps did not
     update a frozen layer).
 
+    During training (the guards of ``bncheck.keras`` and ``bncheck.torch``): judged only once the steps taken
+    predict that less than ``barely_remaining`` of 0/1 remains, and then with the plain tolerance, so a healthy
+    run is never flagged early; PyTorch's counter then says whether the layer took far fewer updates than steps.
+
     Silence: ``--ignore BN006``; the thresholds are settings.
     """
     mean, variance = layer.stats.get("moving_mean"), layer.stats.get("moving_variance")
     if mean is None or variance is None or mean.nonfinite or variance.nonfinite or layer.statistics_at_initial():
         return
     limits = context.thresholds
+    if context.live and not _converged_by_now(layer, context):
+        return  # still training, and its steps do not yet predict statistics far from 0/1: not yet judged
     if layer.hints.batches_tracked is not None:  # PyTorch counts the updates: the share left of 0/1 is known
         yield from _barely_counted(layer, context)
         return
@@ -244,7 +250,12 @@ def stats_barely_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
     steps = context.step
     remaining = _remaining(momentum, steps)
     # m**n says how much of 0/1 should remain; the values themselves must agree before anything is claimed
-    expected_close = layer.hints.momentum is not None and remaining is not None and remaining > limits.barely_remaining
+    expected_close = (
+        not context.live
+        and layer.hints.momentum is not None
+        and remaining is not None
+        and remaining > limits.barely_remaining
+    )
     tolerance = limits.barely_tolerance * (10 if expected_close else 1)
     if close > tolerance:
         return
@@ -260,6 +271,13 @@ def stats_barely_updated(layer: BNLayer, context: Context) -> Iterator[Hit]:
         else ""
     )
     yield layer.name, f"moving statistics within {close:.2g} of their initial 0/1 while {trained}{estimate}"
+
+
+def _converged_by_now(layer: BNLayer, context: Context) -> bool:
+    """Whether the steps a model still training has taken predict statistics mostly away from their initial 0/1
+    (m**n at most ``barely_remaining``): only then can a guard say that they moved too little."""
+    remaining = _remaining(_momentum(layer, context)[0], context.step)
+    return remaining is not None and remaining <= context.thresholds.barely_remaining
 
 
 def _remaining(momentum: float, updates: int | None) -> float | None:
