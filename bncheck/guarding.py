@@ -12,7 +12,7 @@ frozen moved). Imports no framework.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -133,6 +133,13 @@ class Monitor:
         """Take the snapshot that the first window starts from (the model before the guard's first step)."""
         self._window = snapshot(layers, self.framework, self.steps, self.label)
 
+    def count(self, layers: Callable[[], Iterable[LiveLayer]]) -> bool:
+        """Count one optimizer step and judge ``layers()`` when due; True when the training should stop."""
+        self.steps += 1
+        if self.due(self.steps):
+            self.judge(layers())
+        return self.stop_requested
+
     def due(self, steps: int) -> bool:
         """Whether step ``steps`` is one the monitor judges."""
         return steps % self.after_steps == 0 or (self.every is not None and steps % self.every == 0)
@@ -196,3 +203,19 @@ class Monitor:
     @property
     def _when(self) -> str:
         return f"after {self.steps} training step(s)"
+
+
+class Guard:
+    """What a framework's guard shows of its :class:`Monitor`."""
+
+    monitor: Monitor
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every finding told so far (raised or logged)."""
+        return self.monitor.findings
+
+    @property
+    def stop_requested(self) -> bool:
+        """``on_failure="stop"`` and an error finding: the training should end."""
+        return self.monitor.stop_requested

@@ -22,8 +22,7 @@ import numpy as np
 
 from .config import Settings
 from .facts import Framework, LayerHints
-from .findings import Finding
-from .guarding import LiveLayer, Monitor
+from .guarding import Guard, LiveLayer, Monitor
 
 __all__ = ["BatchNormGuard"]
 
@@ -79,7 +78,7 @@ def live_layers(model: Any) -> list[LiveLayer]:
     return found
 
 
-class BatchNormGuard:
+class BatchNormGuard(Guard):
     """A Keras callback (``model.fit(..., callbacks=[BatchNormGuard()])``) that checks the BN state of the
     model after its optimizer steps; for a custom loop ``BatchNormGuard(model=m)`` and :meth:`step` after each
     step.
@@ -121,26 +120,12 @@ class BatchNormGuard:
             self.set_model(model)
             self._start()
 
-    @property
-    def findings(self) -> list[Finding]:
-        """Every finding told so far (raised or logged)."""
-        return self.monitor.findings
-
-    @property
-    def stop_requested(self) -> bool:
-        """``on_failure="stop"`` and an error finding: the training should end."""
-        return self.monitor.stop_requested
-
     def step(self) -> bool:
         """Count one optimizer step and judge the model when due; True when the loop should stop."""
         if self.model is None:
             raise RuntimeError("BatchNormGuard.step(): no model (BatchNormGuard(model=m), or pass it to fit)")
         self._start()
-        monitor = self.monitor
-        monitor.steps += 1
-        if monitor.due(monitor.steps):
-            monitor.judge(live_layers(self.model))
-        return monitor.stop_requested
+        return self.monitor.count(lambda: live_layers(self.model))
 
     def _start(self) -> None:
         if not self._started:

@@ -20,8 +20,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from .config import Settings
 from .facts import Framework, LayerHints
-from .findings import Finding
-from .guarding import LiveLayer, Monitor
+from .guarding import Guard, LiveLayer, Monitor
 
 __all__ = ["BatchNormGuard"]
 
@@ -69,7 +68,7 @@ def live_layer(name: str, module: torch.nn.Module) -> LiveLayer:
     return LiveLayer(name, values, hints)
 
 
-class BatchNormGuard:
+class BatchNormGuard(Guard):
     """Checks the BN state of ``model`` after the optimizer's steps.
 
     ``optimizer``: its ``step()`` is hooked (``register_step_post_hook``); without one, call :meth:`step` after
@@ -109,24 +108,9 @@ class BatchNormGuard:
         self.monitor.start(self._layers())
         self._hook = optimizer.register_step_post_hook(self._after_step) if optimizer is not None else None
 
-    @property
-    def findings(self) -> list[Finding]:
-        """Every finding told so far (raised or logged)."""
-        return self.monitor.findings
-
-    @property
-    def stop_requested(self) -> bool:
-        """``on_failure="stop"`` and an error finding: the training loop should end."""
-        return self.monitor.stop_requested
-
     def step(self) -> bool:
         """Count one optimizer step and judge the model when due; True when the loop should stop."""
-        monitor = self.monitor
-        monitor.steps += 1
-        if monitor.due(monitor.steps):
-            self._look_at_modes()
-            monitor.judge(self._layers())
-        return monitor.stop_requested
+        return self.monitor.count(self._judged_layers)
 
     def remove(self) -> None:
         """Unhook the optimizer (the guard then judges only on :meth:`step`)."""
@@ -139,6 +123,10 @@ class BatchNormGuard:
 
     def _layers(self) -> list[LiveLayer]:
         return [live_layer(name, module) for name, module in bn_modules(self.model)]
+
+    def _judged_layers(self) -> list[LiveLayer]:
+        self._look_at_modes()
+        return self._layers()
 
     def _look_at_modes(self) -> None:
         """Warn about BN modules in eval mode whose weight/bias receive gradients: they train without updating
