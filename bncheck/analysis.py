@@ -23,6 +23,7 @@ from .grouping import group_layers
 from .layers import BNLayer
 from .report import Report
 from .rules import RULES, Context, Kind, LayerRule, ModelRule, Needs, of_kind
+from .scales import with_scales
 from .stats import PackedStats, digest, summarise
 
 CHUNK_ELEMENTS = 1 << 18  # values loaded at once (2 MiB as float64), unless one layer holds more
@@ -64,6 +65,8 @@ def analyse(model: ModelFile, settings: Settings, keep_values: bool = True, live
     found: list[Finding] = []
     for chunk in chunks(grouped):
         loaded = chunk if model.errors else _load(chunk, model.path, errors)
+        if settings.scales and not model.errors:
+            loaded = with_scales(loaded, context.default_epsilon)
         for layer in loaded:
             for rule in streamed:
                 found.extend(rule.run(layer, in_stream))

@@ -273,6 +273,7 @@ def inspect(
 
     Exit status: 0 no findings at or above --fail-on, 1 such findings, 2 bad input.
     """
+    from dataclasses import replace
     from pathlib import Path
 
     from .baseline import apply_baseline, load_baseline
@@ -287,6 +288,7 @@ def inspect(
         sys.exit(2)
     try:
         settings = _settings("inspect", config, fail_on, select, ignore, thresholds, exclude, not no_graph, timeout)
+        settings = replace(settings, scales=fmt == "html")  # what only the HTML report draws
         known = load_baseline(Path(baseline)) if baseline else set()
         if output:
             _refuse_to_overwrite(output, [*paths, *([meta] if meta else [])], settings.exclude)

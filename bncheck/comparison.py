@@ -45,7 +45,7 @@ def compare(
     in_a, in_b = {layer.name for layer in side_a.layers}, {layer.name for layer in side_b.layers}
     only_a = [layer.name for layer in side_a.layers if layer.name not in in_b]
     only_b = [layer.name for layer in side_b.layers if layer.name not in in_a]
-    paired = DiffReport(side_a, side_b, pairs, only_a, only_b)
+    paired = DiffReport(side_a, side_b, pairs, only_a, only_b, declared_frozen=must_not_change)
     paired = replace(paired, notes=_notes(paired, must_not_change))
     context = DiffContext(must_not_change, settings.thresholds, b.framework, between, declared)
     paths = (a.path, a.main_file, b.path, b.main_file)

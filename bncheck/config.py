@@ -38,6 +38,7 @@ class Settings:
     exclude: tuple[str, ...] = field(default=())  # globs skipped by directory scans
     remote: Options = field(default_factory=Options)  # how URLs are read
     limits: Limits = field(default_factory=Limits)  # the deadline and memory cap of reading one model
+    scales: bool = False  # also summarise |gamma| and the amplification of each layer (what --format html draws)
 
     def __post_init__(self) -> None:
         def globs(pairs: Globs) -> Globs:

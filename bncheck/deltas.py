@@ -68,6 +68,7 @@ class DiffReport:
     only_b: list[str] = field(default_factory=list)  # BN layers added in B
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    declared_frozen: tuple[str, ...] = ()  # layer-name globs the user declared frozen (--frozen, a guard's frozen=)
 
     @property
     def errors(self) -> list[str]:

@@ -35,21 +35,36 @@ _NOTHING = Stats(0, 0, None, None, None)  # of an empty array
 def summarise(values: list[np.ndarray]) -> list[Stats]:
     """The Stats of each array (numeric), in order: min / max / mean over its finite elements."""
     sizes = [value.size for value in values]
-    filled = [value for value, size in zip(values, sizes, strict=True) if size]  # reduceat needs no empty segment
+    filled = [value for value in values if value.size]  # reduceat needs no empty segment
+    flat = np.concatenate(filled, axis=None, dtype=np.float64) if filled else np.empty(0)  # axis None: flattened
+    return summarise_segments(flat, sizes)
+
+
+def summarise_segments(flat: np.ndarray, sizes: list[int]) -> list[Stats]:
+    """The Stats of each of the consecutive segments of ``flat`` (float64) that are ``sizes`` long, in order."""
     counts = [size for size in sizes if size]
-    reduced = zip(filled, counts, *_reductions(filled, counts), strict=True) if filled else iter(())
+    if not counts:
+        return [_NOTHING] * len(sizes)
+    starts = np.cumsum([0, *counts[:-1]])
+    bad, low, high, sums = _reductions(flat, starts)
+    if len(counts) == len(sizes) and not any(bad):  # the usual case: every segment filled and finite
+        with np.errstate(over="ignore"):
+            means = np.divide(sums, counts)
+        if np.isfinite(means).all():
+            return list(map(_stats, zip(counts, bad, low, high, means.tolist(), strict=True)))
+    reduced = zip(starts.tolist(), counts, bad, low, high, sums, strict=True)
     result = []
     for size in sizes:
         if not size:
             result.append(_NOTHING)
             continue
-        value, size, nonfinite, low, high, total = next(reduced)
+        start, size, nonfinite, low, high, total = next(reduced)
         if nonfinite == size:
             result.append(_stats((size, nonfinite, None, None, None)))
         else:
             mean = total / (size - nonfinite)
             if math.isinf(mean):  # the sum overflowed (values near the float64 limit)
-                mean = _scaled_mean(value, max(-low, high))
+                mean = _scaled_mean(flat[start : start + size], max(-low, high))
             result.append(_stats((size, nonfinite, low, high, mean)))
     return result
 
@@ -69,13 +84,11 @@ def _scaled_mean(value: np.ndarray, scale: float) -> float:
 
 
 @np.errstate(over="ignore")  # a sum that overflows is redone by summarise
-def _reductions(filled: list[np.ndarray], sizes: list[int]) -> tuple[list[int], list[float], list[float], list[float]]:
-    """Per array: non-finite count, min, max (NaN when none is finite) and sum of the finite elements."""
-    flat = np.concatenate(filled, axis=None, dtype=np.float64)  # axis None: each array flattened
-    starts = np.cumsum([0, *sizes[:-1]])
+def _reductions(flat: np.ndarray, starts: np.ndarray) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Per segment: non-finite count, min, max (NaN when none is finite) and sum of the finite elements."""
     finite = np.isfinite(flat)
     if finite.all():
-        bad = [0] * len(filled)
+        bad = [0] * len(starts)
         sums = np.add.reduceat(flat, starts).tolist()
     else:
         bad = np.add.reduceat(~finite, starts).tolist()

@@ -89,9 +89,12 @@ FRAMEWORK_DEFAULTS: dict[str, tuple[float, float, str]] = {
 }
 
 
+_KERAS = Thresholds()
+
+
 def framework_defaults(thresholds: Thresholds, framework: str | None) -> tuple[float, float, str]:
     """(momentum, epsilon, how the momentum default is named) for a file of ``framework`` (its value)."""
-    keras = Thresholds()
+    keras = _KERAS  # asked for every layer: made once
     own = FRAMEWORK_DEFAULTS.get(framework or "")
     momentum, epsilon = thresholds.default_momentum, thresholds.default_epsilon
     if own is None or (momentum, epsilon) != (keras.default_momentum, keras.default_epsilon):

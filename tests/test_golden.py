@@ -20,12 +20,14 @@ from pathlib import Path
 import pytest
 
 from .conftest import REALWORLD, ROOT, realworld, run_cli
+from .html_page import data_text
 
 GOLDEN = Path(__file__).parent / "golden"
 RULES_FILE = GOLDEN / "sarif-rules.json"
 TABLES = ("table-60", "table-80", "table-120")
 INSPECT = (*TABLES, "json", "sarif", "github")
 DIFF = (*TABLES, "json")
+WITH_HTML = ("html",)  # the data an HTML report embeds (html-data.json), for some cases
 REGENERATE = "pytest tests/test_golden.py --update-golden"
 
 
@@ -47,21 +49,21 @@ class Case:
 
 
 CASES = (
-    Case("inspect/tf1_no_control_deps", ("inspect", "fixtures/tf1_no_control_deps"), INSPECT),
-    Case("inspect/tf1_value_oddities", ("inspect", "fixtures/tf1_value_oddities"), INSPECT),
+    Case("inspect/tf1_no_control_deps", ("inspect", "fixtures/tf1_no_control_deps"), (*INSPECT, *WITH_HTML)),
+    Case("inspect/tf1_value_oddities", ("inspect", "fixtures/tf1_value_oddities"), (*INSPECT, *WITH_HTML)),
     Case("inspect/tf1_correct", ("inspect", "fixtures/tf1_correct"), INSPECT),
-    Case("inspect/k3_frozen", ("inspect", "fixtures/keras/k3_frozen/model.keras"), INSPECT),
+    Case("inspect/k3_frozen", ("inspect", "fixtures/keras/k3_frozen/model.keras"), (*INSPECT, *WITH_HTML)),
     Case("inspect/frozen_healthy", ("inspect", "fixtures/graphs/frozen_healthy"), INSPECT),
     Case("inspect/onnx_training_mode", ("inspect", "fixtures/graphs/onnx/training_mode.onnx"), INSPECT),
     Case("inspect/tf2_serving_training", ("inspect", "fixtures/exports/tf2_serving_training"), INSPECT),
     Case("inspect/frozen_default_true", ("inspect", "fixtures/exports/frozen_default_true/frozen.pb"), INSPECT),
-    Case("inspect/torch_eval_mode", ("inspect", "fixtures/torch/eval_mode.pt"), INSPECT),
+    Case("inspect/torch_eval_mode", ("inspect", "fixtures/torch/eval_mode.pt"), (*INSPECT, *WITH_HTML)),
     Case("inspect/torch_barely", ("inspect", "fixtures/torch/barely.pt"), INSPECT),
     Case("inspect/torch_lightning", ("inspect", "fixtures/torch/lightning.ckpt"), INSPECT),
     Case("inspect/tf1_many_vars", ("inspect", "fixtures/tf1_many_vars"), (*TABLES, "github")),  # its json: 2 MB
     Case("inspect/mmd_gan", ("inspect", "denoise_bn_bug_index_meta/models/trained/mmd_gan.ckpt"), INSPECT, True),
     Case("inspect/svhn", ("inspect", "svhn_slim_index_meta/checkpoint"), INSPECT, True),
-    Case("inspect/stoch_depth", ("inspect", "tf14_slim_stoch_depth/20171218-004853"), INSPECT, True),
+    Case("inspect/stoch_depth", ("inspect", "tf14_slim_stoch_depth/20171218-004853"), (*INSPECT, *WITH_HTML), True),
     Case("diff/no_updates", ("diff", "fixtures/diff/no_updates/a", "fixtures/diff/no_updates/b"), DIFF),
     Case("diff/bessel", ("diff", "fixtures/diff/bessel/a", "fixtures/diff/bessel/b"), DIFF),
     Case(
@@ -73,7 +75,7 @@ CASES = (
             "--frozen",
             "batch_normalization*",
         ),
-        DIFF,
+        (*DIFF, *WITH_HTML),
     ),
     Case(
         "diff/torch_frozen_backbone",
@@ -84,7 +86,7 @@ CASES = (
             "--frozen",
             "backbone.*",
         ),
-        DIFF,
+        (*DIFF, *WITH_HTML),
     ),
     Case(
         "diff/k3_center_scale",
@@ -92,7 +94,7 @@ CASES = (
         DIFF,
     ),
 )
-SUFFIX = {"json": ".json", "sarif": ".json"}
+SUFFIX = {"json": ".json", "sarif": ".json", "html": "-data.json"}
 
 
 def _split_sarif(text: str) -> tuple[str, str]:
@@ -131,6 +133,8 @@ def test_golden_output(case: Case, update_golden: bool) -> None:
         if fmt == "sarif":
             stdout, rules = _split_sarif(stdout)
             differences.append(_compare(RULES_FILE, rules, update_golden))
+        if fmt == "html":
+            stdout = data_text(stdout)
         differences.append(_compare(directory / f"{fmt}{SUFFIX.get(fmt, '.txt')}", stdout, update_golden))
         outcomes.setdefault((status, stderr), []).append(fmt)
     status_text = "".join(

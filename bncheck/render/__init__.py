@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from ..deltas import DiffReport
     from ..report import Report
 
-FORMATS = ("table", "json", "sarif", "github")
+FORMATS = ("table", "json", "sarif", "github", "html")
 
 
 def renderer(name: str) -> Callable[[list[Report], IO[str], bool], None]:
@@ -22,7 +22,7 @@ def renderer(name: str) -> Callable[[list[Report], IO[str], bool], None]:
     return importlib.import_module(f"{__name__}.{name}").render
 
 
-DIFF_FORMATS = ("table", "json")
+DIFF_FORMATS = ("table", "json", "html")
 
 
 def diff_renderer(name: str) -> Callable[[DiffReport, IO[str], bool], None]:

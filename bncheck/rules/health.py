@@ -32,7 +32,11 @@ def non_finite(layer: BNLayer, context: Context) -> Iterator[Hit]:
 
     Silence: ``--ignore BN004``.
     """
-    bad = [f"{role}: {stats.nonfinite} of {stats.size}" for role, stats in layer.stats.items() if stats.nonfinite]
+    bad = [
+        f"{role}: {stats.nonfinite} of {stats.size}"
+        for role, stats in layer.stats.items()
+        if stats.nonfinite and role in layer.variables  # not the scales derived from them
+    ]
     if bad:
         yield layer.name, "non-finite values in " + "; ".join(bad)
 
