@@ -158,6 +158,17 @@ def test_charts_mark_the_layers_with_findings(reports: dict, opened: Any) -> Non
     assert page.page.evaluate("location.hash") == "#m0-f1"
 
 
+def test_a_link_to_a_finding_behind_more_opens_it(reports: dict, opened: Any) -> None:
+    """BN002 fired on every layer of tf1_no_control_deps: one example in view, the others behind '2 more'."""
+    page = opened(reports["no_control_deps"])
+    hidden = page.page.locator("#m0-f4")  # batch_normalization_2's BN002 (findings in layer order, BN002, BN102)
+    assert page.page.locator("details").count() == 2 and not hidden.is_visible()
+    page.page.locator("tbody tr").nth(2).locator("a", has_text="BN002").click()
+    assert hidden.is_visible() and "batch_normalization_2" in hidden.text_content()
+    page.page.locator("tbody tr").nth(2).locator("a", has_text="BN102").click()
+    assert page.page.evaluate("location.hash") == "#m0-f5"  # its own finding of that code
+
+
 def test_table_sorts_filters_and_pages(reports: dict, opened: Any) -> None:
     page = opened(reports["value_oddities"])
     names = page.cells()

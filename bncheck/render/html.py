@@ -34,7 +34,8 @@ from .page_data import (
     model_marks,
 )
 
-FINDINGS_PER_RULE = 50
+FINDINGS_PER_RULE = 50  # in the page; the table's filter finds the others
+FINDINGS_OPEN = 8  # of them in view, the others behind 'N more'
 _ROLE_NAMES = ("gamma", "beta", "moving_mean", "moving_variance")
 
 
@@ -210,12 +211,14 @@ def _findings(
         if code in model_wide:
             yield f'<p class="statement">every layer: {escape(model_wide[code].message)}</p>'
         shown = items if show_all else items[:FINDINGS_PER_RULE]
-        yield "<ul>"
-        for i, finding in shown:
-            where = escape(finding.layer or "(model)")
-            known = ' <span class="badge known">baseline</span>' if finding.known else ""
-            yield f'<li id="{marks.finding_id(i)}"><code>{where}</code>{known}: {escape(finding.message)}</li>'
-        yield "</ul>"
+        first_shown = 1 if code in model_wide else FINDINGS_OPEN  # a model-wide rule: one example in view
+        yield "<ul>" + "".join(_finding(marks, i, f) for i, f in shown[:first_shown]) + "</ul>"
+        if len(shown) > first_shown:
+            yield (
+                f"<details><summary>{len(shown) - first_shown} more</summary><ul>"
+                + "".join(_finding(marks, i, f) for i, f in shown[first_shown:])
+                + "</ul></details>"
+            )
         if len(items) > len(shown):
             yield (
                 f'<p class="muted">… and {len(items) - len(shown)} more: type {escape(code)} in the table\'s '
@@ -224,6 +227,12 @@ def _findings(
         for fix in dict.fromkeys(f.fix for _, f in items if f.fix):
             yield f'<p class="fix">fix: {escape(fix)}</p>'
         yield "</section>"
+
+
+def _finding(marks: Marks, i: int, finding: Finding) -> str:
+    where = escape(finding.layer or "(model)")
+    known = ' <span class="badge known">baseline</span>' if finding.known else ""
+    return f'<li id="{marks.finding_id(i)}"><code>{where}</code>{known}: {escape(finding.message)}</li>'
 
 
 def _series_legend() -> str:

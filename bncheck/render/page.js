@@ -140,7 +140,7 @@
         if (c.codes) {
           r.row[at.codes].forEach(function (code, k) {
             if (k) td.appendChild(document.createTextNode(" "));
-            td.appendChild(el("a", { href: "#" + r.row[at.finding] }, code));
+            td.appendChild(el("a", { href: "#" + r.row[at.findings][k] }, code));
           });
           if (!r.row[at.codes].length) td.textContent = "ok";
         } else {
@@ -185,5 +185,18 @@
       if (!g.parentNode || g.parentNode.tagName.toLowerCase() !== "a") host.scrollIntoView({ block: "start" });
     });
   });
+  // A link to a finding listed behind "N more" opens that list.
+  function reveal() {
+    var target = location.hash && document.getElementById(decodeURIComponent(location.hash.slice(1)));
+    for (var node = target; node; node = node.parentElement) {
+      if (node.tagName && node.tagName.toLowerCase() === "details") node.open = true;
+    }
+    if (target) target.scrollIntoView({ block: "center" });
+  }
+  window.addEventListener("hashchange", reveal);
+  window.addEventListener("beforeprint", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("details"), function (d) { d.open = true; });
+  });
+  reveal();
   document.documentElement.setAttribute("data-ready", "true");
 })();

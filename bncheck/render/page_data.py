@@ -32,9 +32,9 @@ INSPECT_COLUMNS = (
     "amplification_max",
     "codes",
     "severity",
-    "finding",
+    "findings",
 )
-DIFF_COLUMNS = ("layer", "state", "frozen", *ROLES, "variance_ratio", "codes", "severity", "finding")
+DIFF_COLUMNS = ("layer", "state", "frozen", *ROLES, "variance_ratio", "codes", "severity", "findings")
 _LETTERS = {"gamma": "g", "beta": "b", "moving_mean": "m", "moving_variance": "v"}
 
 
@@ -46,13 +46,15 @@ def rounded(x: float | None) -> float | None:
 
 
 class Marks:
-    """Per layer: its codes, the worst severity among them, and the id of its first finding in the page."""
+    """Per layer: its codes, the worst severity among them, the id in the page of its first finding of each
+    code, and of its first finding."""
 
     def __init__(self, findings: Sequence[Finding], prefix: str) -> None:
         self.prefix = prefix
         self.codes: dict[str | None, list[str]] = {}
         self.severity: dict[str | None, str] = {}
         self.first: dict[str | None, str] = {}
+        self.ids: dict[tuple[str | None, str], str] = {}
         ranks = {"info": 1, "warning": 2, "error": 3}
         for i, finding in enumerate(findings):
             layer = finding.layer
@@ -63,13 +65,20 @@ class Marks:
             if ranks[label] > ranks.get(self.severity.get(layer, ""), 0):
                 self.severity[layer] = label
             self.first.setdefault(layer, self.finding_id(i))
+            self.ids.setdefault((layer, finding.code), self.finding_id(i))
 
     def finding_id(self, i: int) -> str:
         """The id in the page of the ``i``-th finding."""
         return f"{self.prefix}f{i}"
 
-    def of(self, layer: str) -> tuple[list[str], str, str]:
-        return sorted(self.codes.get(layer, ())), self.severity.get(layer, ""), self.first.get(layer, "")
+    def of(self, layer: str) -> tuple[list[str], str, list[str]]:
+        """The codes of ``layer`` (sorted), its worst severity and the id of its first finding of each code."""
+        codes = sorted(self.codes.get(layer, ()))
+        return codes, self.severity.get(layer, ""), [self.ids[layer, code] for code in codes]
+
+    def mark(self, layer: str) -> tuple[str, str]:
+        """The worst severity of ``layer``'s findings and the id of its first finding ('' when none)."""
+        return self.severity.get(layer, ""), self.first.get(layer, "")
 
 
 def _range(stats: Stats | None) -> tuple[float | None, float | None]:
@@ -127,7 +136,7 @@ def chart_columns(report: Report, key: str, marks: Marks) -> list[Column]:
     columns = []
     for layer in report.layers:
         stats = layer.stats.get(key)
-        _, severity, first = marks.of(layer.name)
+        severity, first = marks.mark(layer.name)
         low, high = (None, None) if stats is None else (stats.min, stats.max)
         nonfinite = stats is not None and stats.nonfinite > 0
         columns.append(Column(layer.name, (low, high), nonfinite, severity, _frozen(layer), first))
@@ -183,7 +192,7 @@ def change_columns(report: DiffReport, marks: Marks) -> list[Column]:
             changed = delta is not None and delta.status in ("changed", "within") and delta.max_rel is not None
             values.append(delta.max_rel if changed and delta is not None else None)
         nonfinite = any(delta.nonfinite for delta in pair.deltas.values())
-        _, severity, first = marks.of(pair.name)
+        severity, first = marks.mark(pair.name)
         frozen = pair_frozen(pair, report.declared_frozen)
         columns.append(Column(pair.name, tuple(values), nonfinite, severity, frozen, first))
     return columns
