@@ -275,21 +275,49 @@ def _module_tensors(root: Opaque) -> tuple[dict[str, TensorRef], dict[str, Layer
 def _walk(root: Opaque) -> Iterator[tuple[str, Opaque]]:
     """Every (path prefix, module) of the tree under ``root``, as ``state_dict()`` visits it: by every path,
     a module that contains itself not again, and no more than ``MAX_MODULE_PATHS`` paths (a pickle's memo can
-    share one module list to make 2^40 of them)."""
+    share one module list to make 2^40 of them: counted first, once per module, and refused at once)."""
+    if _path_count(root) > MAX_MODULE_PATHS:
+        raise FormatError(f"the pickled module has more than {MAX_MODULE_PATHS} submodule paths")
     stack: list[tuple[str, Opaque, frozenset[int]]] = [("", root, frozenset())]
     visited = 0
     while stack:
         prefix, current, ancestors = stack.pop()
         visited += 1
-        if visited > MAX_MODULE_PATHS:
+        if visited > MAX_MODULE_PATHS:  # (a module that contains itself can still make more than counted)
             raise FormatError(f"the pickled module has more than {MAX_MODULE_PATHS} submodule paths")
         yield prefix, current
-        children = current.attributes().get("_modules")
-        if isinstance(children, dict):
-            inside = ancestors | {id(current)}
-            for name, child in reversed(list(children.items())):
-                if isinstance(child, Opaque) and isinstance(name, str) and id(child) not in inside:
-                    stack.append((f"{prefix}{name}.", child, inside))
+        inside = ancestors | {id(current)}
+        for name, child in reversed(_children(current)):
+            if id(child) not in inside:
+                stack.append((f"{prefix}{name}.", child, inside))
+
+
+def _children(module: Opaque) -> list[tuple[str, Opaque]]:
+    children = module.attributes().get("_modules")
+    if not isinstance(children, dict):
+        return []
+    return [(name, child) for name, child in children.items() if isinstance(child, Opaque) and isinstance(name, str)]
+
+
+def _path_count(root: Opaque) -> int:
+    """How many paths lead from ``root`` to its modules (itself included), each module counted once
+    (post-order over the module graph; a child that is an ancestor on the way counts 0), capped just past
+    MAX_MODULE_PATHS."""
+    counts: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[Opaque, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            active.discard(key)
+            below = sum(counts.get(id(child), 0) for _, child in _children(node) if id(child) not in active)
+            counts[key] = min(1 + below, MAX_MODULE_PATHS + 1)
+        elif key not in counts and key not in active:
+            active.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for _, child in _children(node) if id(child) not in counts)
+    return counts[id(root)]
 
 
 def _bn_hints(class_name: str, attributes: dict) -> LayerHints | None:
