@@ -46,13 +46,13 @@ def summarise_segments(flat: np.ndarray, sizes: list[int]) -> list[Stats]:
     if not counts:
         return [_NOTHING] * len(sizes)
     starts = np.cumsum([0, *counts[:-1]])
-    bad, low, high, sums = _reductions(flat, starts)
+    bad, lows, highs, sums = _reductions(flat, starts)
     if len(counts) == len(sizes) and not any(bad):  # the usual case: every segment filled and finite
         with np.errstate(over="ignore"):
             means = np.divide(sums, counts)
         if np.isfinite(means).all():
-            return list(map(_stats, zip(counts, bad, low, high, means.tolist(), strict=True)))
-    reduced = zip(starts.tolist(), counts, bad, low, high, sums, strict=True)
+            return list(map(_stats, zip(counts, bad, lows, highs, means.tolist(), strict=True)))
+    reduced = zip(starts.tolist(), counts, bad, lows, highs, sums, strict=True)
     result = []
     for size in sizes:
         if not size:
