@@ -312,6 +312,28 @@ def test_twenty_thousand_layers_stay_usable(tmp_path: Path, opened: Any) -> None
     assert page.page.locator("button", has_text="next").first.is_disabled()
 
 
+def test_a_layer_name_that_closes_the_script_is_only_text(tmp_path: Path, opened: Any) -> None:
+    """A name holding '</script><!--' and markup stays a name: in the table, the findings and the data."""
+    name = 'evil</script><!--<img src=x onerror="alert(1)">'
+    values = {
+        f"{name}/BatchNorm/gamma": np.full(4, 1.5, np.float32),
+        f"{name}/BatchNorm/beta": np.zeros(4, np.float32),
+        f"{name}/BatchNorm/moving_mean": np.zeros(4, np.float32),
+        f"{name}/BatchNorm/moving_variance": np.array([1, 1, np.nan, 1], np.float32),
+    }
+    variables = tuple(Variable(key, key, "float32", value.shape, values.__getitem__) for key, value in values.items())
+    report = analysis.analyse(ModelFile("odd.ckpt", "TF1 name-based checkpoint", variables), Settings(scales=True))
+    out = tmp_path / "odd.html"
+    with out.open("w", encoding="utf-8") as stream:
+        html.render([report], stream)
+    text = out.read_text(encoding="utf-8")
+    assert text.count("</script>") == 2 and "<img" not in text
+    page = opened(out)
+    assert page.messages == [] and page.page.locator("img").count() == 0
+    assert page.cells() == [f"{name}/BatchNorm"]
+    assert f"{name}/BatchNorm" in page.page.text_content(".rule li")
+
+
 def test_html_to_stdout_names_no_address() -> None:
     result = run_cli("inspect", "fixtures/tf1_correct", "--format", "html")
     assert result.returncode == 0 and result.stdout.startswith("<!DOCTYPE html>")

@@ -60,10 +60,7 @@ def render_diff(report: DiffReport, stream: IO[str], show_all: bool = False) -> 
         _facts(
             [
                 *((f"{side}", _source(r)) for side, r in (("A", report.a), ("B", report.b))),
-                (
-                    "layers",
-                    f"{summary['paired']} paired: {summary['changed']} changed, {summary['identical']} identical",
-                ),
+                ("layers", _pairs(summary)),
                 *([("only in A", ", ".join(report.only_a))] if report.only_a else []),
                 *([("only in B", ", ".join(report.only_b))] if report.only_b else []),
             ]
@@ -95,7 +92,8 @@ def _page(stream: IO[str], title: str, body: Iterable[str], data: dict) -> None:
     for part in body:
         stream.write(part)
         stream.write("\n")
-    payload = json.dumps(data, allow_nan=False, separators=(",", ":")).replace("</", "<\\/")
+    # no "<" in the script element's text ("</script>", "<!--" in a layer name): JSON's \u003c instead
+    payload = json.dumps(data, allow_nan=False, separators=(",", ":")).replace("<", "\\u003c")
     stream.write(
         f'</main>\n<script type="application/json" id="bncheck-data">{payload}</script>\n'
         f"<script>\n{script}</script>\n</body>\n</html>\n"
