@@ -19,7 +19,7 @@ from typing import IO
 from .. import __version__
 from ..deltas import DiffReport
 from ..findings import Finding, Statement
-from ..outcome import diff_totals, totals
+from ..outcome import diff_totals, severity_counts, totals
 from ..report import Report
 from ..rules import RULES
 from ..thresholds import Thresholds, framework_defaults
@@ -112,10 +112,10 @@ def _summary(counts: dict[str, int]) -> str:
 def _contents(reports: Sequence[Report]) -> str:
     items = []
     for m, report in enumerate(reports):
-        counts = {}
-        for finding in report.findings:
-            counts[finding.severity.label] = counts.get(finding.severity.label, 0) + 1
-        badge = " ".join(f'<span class="badge {k}">{v} {k}</span>' for k, v in sorted(counts.items()))
+        counts = severity_counts(report.findings)  # errors, warnings, infos
+        badge = " ".join(
+            f'<span class="badge {key[:-1]}">{count} {key[:-1]}</span>' for key, count in counts.items() if count
+        )
         state = badge or ('<span class="badge error">unreadable</span>' if report.errors else "no findings")
         items.append(f'<li><a href="#m{m}">{escape(report.path)}</a> {state}</li>')
     return f"<nav><h2>Models</h2><ul>{''.join(items)}</ul></nav>"
