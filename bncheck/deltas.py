@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .findings import Finding, codes_by_layer
 from .layers import BNLayer
@@ -11,7 +12,7 @@ from .report import Report
 CHANGED = ("changed", "reshaped", "added", "removed")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a diff of 20,000 layers makes 80,000
 class Delta:
     """How one variable of a paired layer differs from A to B (values compared in float64).
 
@@ -35,7 +36,7 @@ class Delta:
         return self.status in CHANGED
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class LayerPair:
     """One BN layer present in both models, and what changed in it."""
 
@@ -77,3 +78,17 @@ class DiffReport:
     def codes(self, layer: str) -> list[str]:
         """The rule codes that fired on ``layer``, sorted."""
         return list(codes_by_layer(f for f in self.findings if f.layer == layer).get(layer, ()))
+
+    def parted(self) -> tuple[DiffReport, dict[str, list[Any]]]:
+        """This report without its long lists, and the lists: how a worker process sends it (supervisor.py).
+        A pair names its two layers by their places in the sides' lists, which are sent once."""
+        a, b = ({id(layer): i for i, layer in enumerate(side.layers)} for side in (self.a, self.b))
+        pairs = [(p.name, a[id(p.a)], b[id(p.b)], p.deltas, p.variance_ratio, p.bessel) for p in self.pairs]
+        skeleton = replace(self, a=replace(self.a, layers=[]), b=replace(self.b, layers=[]), pairs=[])
+        return skeleton, {"a": self.a.layers, "b": self.b.layers, "pairs": pairs}
+
+    def joined(self, parts: dict[str, list[Any]]) -> DiffReport:
+        """The report :meth:`parted` split, whole again."""
+        a, b = parts.get("a", []), parts.get("b", [])
+        pairs = [LayerPair(name, a[i], b[j], *rest) for name, i, j, *rest in parts.get("pairs", [])]
+        return replace(self, a=replace(self.a, layers=a), b=replace(self.b, layers=b), pairs=pairs)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .facts import Framework, Step
 from .findings import Finding, Statement, codes_by_layer
@@ -25,8 +25,6 @@ class Report:
     framework: Framework | None = None
     statements: list[Statement] = field(default_factory=list)  # model-wide conditions
 
-    SENT_IN_PARTS: ClassVar = ("layers",)  # from a worker process, a thousand layers at a time (supervisor.py)
-
     def __post_init__(self) -> None:
         if not self.main_file:
             object.__setattr__(self, "main_file", self.path)
@@ -34,3 +32,11 @@ class Report:
     def codes(self, layer: str) -> list[str]:
         """The rule codes that fired on ``layer``, sorted."""
         return list(codes_by_layer(f for f in self.findings if f.layer == layer).get(layer, ()))
+
+    def parted(self) -> tuple[Report, dict[str, list[Any]]]:
+        """This report without its layers, and the layers: how a worker process sends it (supervisor.py)."""
+        return replace(self, layers=[]), {"layers": self.layers}
+
+    def joined(self, parts: dict[str, list[Any]]) -> Report:
+        """The report :meth:`parted` split, whole again."""
+        return replace(self, layers=parts.get("layers", []))

@@ -17,7 +17,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -178,7 +178,7 @@ class _Worker(Generic[T, R]):
                     self.parts.setdefault(value[0], []).extend(value[1])
                 elif kind == "done":
                     self.index, parts, self.parts = None, self.parts, {}
-                    return replace(value, **parts) if parts else value
+                    return value.joined(parts) if parts else value
                 elif kind == "memory":
                     return _Ended("memory")
                 else:
@@ -252,19 +252,18 @@ def _serve(conn: Any, work: Callable[[Any], Any], memory: int, parent: int) -> N
 
 
 def _send(conn: Any, result: Any) -> None:
-    """``result``, the long lists it names in ``SENT_IN_PARTS`` (a report's layers) sent a part at a time: one
-    pickle of the whole would hold a copy of it and a memo of every object in it at once. (Only lists whose items
-    nothing else in the result refers to: a copy of each part comes back.)"""
-    long = [name for name in getattr(type(result), "SENT_IN_PARTS", ()) if _long(getattr(result, name))]
-    for name in long:
-        values = getattr(result, name)
-        for start in range(0, len(values), PART):
-            conn.send(("part", (name, values[start : start + PART])))
-    conn.send(("done", replace(result, **{name: [] for name in long}) if long else result))
-
-
-def _long(value: Any) -> bool:
-    return isinstance(value, list) and len(value) > PART
+    """``result``, its long lists (a report's layers: what its ``parted`` gives) sent a part at a time: one
+    pickle of the whole would hold a copy of it and a memo of every object in it at once. The supervisor puts it
+    together again with the result's ``joined``."""
+    if hasattr(result, "parted"):
+        skeleton, lists = result.parted()
+        if any(len(values) > PART for values in lists.values()):
+            for name, values in lists.items():
+                for start in range(0, len(values), PART):
+                    conn.send(("part", (name, values[start : start + PART])))
+            conn.send(("done", skeleton))
+            return
+    conn.send(("done", result))
 
 
 def _end_with(parent: int) -> None:

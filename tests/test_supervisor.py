@@ -12,9 +12,8 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -240,7 +239,11 @@ class Bag:
     items: list[int]
     few: list[int]
 
-    SENT_IN_PARTS: ClassVar = ("items",)
+    def parted(self) -> tuple[Bag, dict[str, list[int]]]:
+        return replace(self, items=[]), {"items": self.items}
+
+    def joined(self, parts: dict[str, list[int]]) -> Bag:
+        return replace(self, items=parts.get("items", []))
 
 
 def _big(item: int) -> Bag:
