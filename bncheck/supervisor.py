@@ -2,12 +2,13 @@
 
 A damaged file can send a C library (HDF5 above all) into a loop that holds the GIL, or make it allocate without
 end: no timer inside the process stops either. So the command line reads each model in a worker process. The
-supervisor gives a worker one model at a time; a worker past the deadline is killed and replaced and its model
-reported unreadable (time spent waiting for a store is not counted: remote reads have deadlines of their own). A
-worker's memory is capped (``RLIMIT_DATA``: its heap and anonymous maps, not the read-only maps of model files), so
-a read that balloons fails inside it; a worker that crashes takes only its model with it. Results come back
-pickled, in the order of the models. Workers are forked when this process runs no other thread (a fork of a process
-with threads can deadlock), else started fresh.
+supervisor gives a worker one model at a time, and the next one to follow without waiting for a round trip; a
+worker past the deadline is killed and replaced, its model reported unreadable and the next given to another (time
+spent waiting for a store is not counted: remote reads have deadlines of their own). A worker's memory is capped
+(``RLIMIT_DATA``: its heap and anonymous maps, not the read-only maps of model files), so a read that balloons fails
+inside it; a worker that crashes takes only its model with it. Results come back pickled, in the order of the
+models. Workers are forked when this process runs no other thread (a fork of a process with threads can deadlock),
+else started fresh.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 TIMEOUT = 10.0  # seconds per model, by default
+AHEAD = 2  # items given to a worker at once: the next waits in its pipe, not for a round trip
 PART = 1000  # items of a long list in a result pickled at once (a 20,000-layer report whole costs 40 MB more)
 STARTUP = 30.0  # seconds a worker may take to start (a spawned one imports bncheck), besides the deadline
 WAITS = 30  # one wait for the network may last this many deadlines (remote reads have their own, mostly)
@@ -63,37 +65,42 @@ def supervised(
     following = 0
     try:
         while following < len(items):
-            for worker in [w for w in workers if w.index is None and not w.process.is_alive()]:
+            for worker in [w for w in workers if not w.pending and not w.process.is_alive()]:
                 worker.kill()  # (ended between models: killed from outside)
                 workers.remove(worker)
-            idle = [worker for worker in workers if worker.index is None]
-            while queue and (idle or len(workers) < jobs):
-                fresh = not idle
-                worker = idle.pop() if idle else _Worker(context, work, limits.memory_bytes())
+            while queue:
+                idle = [worker for worker in workers if not worker.pending]
+                room = [worker for worker in workers if len(worker.pending) < AHEAD]
+                fresh = not idle and len(workers) < jobs
                 if fresh:
-                    workers.append(worker)
+                    workers.append(_Worker(context, work, limits.memory_bytes()))
+                elif not room:
+                    break
+                worker = workers[-1] if fresh else (idle or sorted(room, key=lambda w: len(w.pending)))[0]
                 try:
                     worker.give(*queue[0])
-                except OSError:  # it ended since (killed from outside): the model goes to another
-                    worker.kill()
-                    workers.remove(worker)
+                except OSError:  # it ended since (killed from outside)
                     if fresh:  # a worker that cannot even start
                         raise
+                    if worker.pending:
+                        break  # its model's outcome is heard below
+                    worker.kill()  # the model goes to another
+                    workers.remove(worker)
                     continue
                 queue.popleft()
-            busy = [worker for worker in workers if worker.index is not None]
+            busy = [worker for worker in workers if worker.pending]
             left = [seconds for worker in busy if (seconds := worker.left(limits.timeout)) is not None]
             wait([w.conn for w in busy] + [w.process.sentinel for w in busy], max(0.0, min(left)) if left else None)
             for worker in busy:
-                index, outcome = worker.index, worker.hear()
+                index, outcome = worker.pending[0][0], worker.hear()
                 if outcome is None and (seconds := worker.left(limits.timeout)) is not None and seconds <= 0:
                     outcome = Failed(_overdue(worker.library, shown(items[index]), limits.timeout))
-                    worker.kill()
                 if outcome is None:
                     continue
                 if isinstance(outcome, _Ended):
                     outcome = Failed(outcome.message(worker.library, shown(items[index]), limits))
-                if not worker.process.is_alive() or isinstance(outcome, Failed):
+                if isinstance(outcome, Failed):  # (one that ended after a result: its next item fails next round)
+                    queue.extendleft(reversed(worker.ahead()))  # given, never begun: to another worker
                     worker.kill()
                     workers.remove(worker)
                 results[index] = outcome
@@ -136,20 +143,29 @@ def _overdue(library: str, shown: str, timeout: float) -> str:
 
 
 class _Worker(Generic[T, R]):
-    """One worker process and the item it is working on."""
+    """One worker process, the item it is working on and those given to it to follow (at most AHEAD in all)."""
 
     def __init__(self, context: Any, work: Callable[[T], R], memory: int) -> None:
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(child, work, memory, os.getpid()), daemon=True)
         self.process.start()
         child.close()
-        self.index: int | None = None
+        self.pending: deque[tuple[int, T]] = deque()  # (index, item): the first is being worked on
         self.parts: dict[str, list[Any]] = {}  # of the result on its way
+        self._next()
+
+    def _next(self) -> None:
+        """The clock of the first pending item, from now (STARTUP more until the worker says it began)."""
+        self.started, self.waited, self.in_wait = time.monotonic(), 0.0, False
+        self.library, self.begun = "bncheck", False
 
     def give(self, index: int, item: T) -> None:
-        self.index, self.started, self.waited, self.in_wait = index, time.monotonic(), 0.0, False
-        self.library, self.begun = "bncheck", False
         self.conn.send(item)
+        self.pending.append((index, item))
+
+    def ahead(self) -> list[tuple[int, T]]:
+        """The items given after the one being worked on."""
+        return list(self.pending)[1:]
 
     def left(self, timeout: float) -> float | None:
         """Seconds left before the deadline (None without one): of work once the worker began (before, it may
@@ -177,7 +193,9 @@ class _Worker(Generic[T, R]):
                 elif kind == "part":
                     self.parts.setdefault(value[0], []).extend(value[1])
                 elif kind == "done":
-                    self.index, parts, self.parts = None, self.parts, {}
+                    self.pending.popleft()
+                    self._next()
+                    parts, self.parts = self.parts, {}
                     return value.joined(parts) if parts else value
                 elif kind == "memory":
                     return _Ended("memory")
@@ -192,14 +210,14 @@ class _Worker(Generic[T, R]):
         return _Ended(_signal_name(-code) if code < 0 else f"exit status {code}")
 
     def kill(self) -> None:
-        self.index = None
+        self.pending.clear()
         if self.process.is_alive():
             self.process.kill()
         self.process.join()
         self.conn.close()
 
     def stop(self) -> None:
-        if self.process.is_alive() and self.index is None:
+        if self.process.is_alive() and not self.pending:
             try:
                 self.conn.send(None)
                 self.process.join(1)

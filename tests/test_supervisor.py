@@ -205,6 +205,30 @@ def test_a_crashing_worker_takes_only_its_item_with_it() -> None:
     )
 
 
+def _logs_and_crashes_on_sevens(item: tuple[str, int]) -> int:
+    log, number = item
+    with open(log, "a") as stream:
+        stream.write(f"{number}\n")
+    if number % 7 == 3:
+        faulthandler.disable()
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return number
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_models_given_ahead_to_a_worker_that_crashes_go_to_another_once(tmp_path: Path, jobs: int) -> None:
+    """A worker holds the next model while it reads one: when it crashes, that one is read by another worker, once,
+    and every result comes in order."""
+    log = str(tmp_path / "log")
+    items = [(log, number) for number in range(40)]
+    results = list(supervised(items, _logs_and_crashes_on_sevens, str, jobs, Limits(timeout=5.0)))
+    crashed = [number for number in range(40) if number % 7 == 3]
+    assert [r if isinstance(r, int) else None for r in results] == [n if n % 7 != 3 else None for n in range(40)]
+    assert all(isinstance(results[n], Failed) and "SIGSEGV" in results[n].message for n in crashed)
+    begun = [int(line) for line in Path(log).read_text().split()]
+    assert sorted(begun) == list(range(40))  # each read once, a crashed one included
+
+
 def test_time_waiting_for_the_network_is_not_counted() -> None:
     assert list(supervised([5], _waits_for_the_network, str, 1, Limits(timeout=1.0))) == [5]
 
