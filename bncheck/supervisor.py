@@ -7,8 +7,8 @@ worker past the deadline is killed and replaced, its model reported unreadable a
 spent waiting for a store is not counted: remote reads have deadlines of their own). A worker's memory is capped
 (``RLIMIT_DATA``: its heap and anonymous maps, not the read-only maps of model files), so a read that balloons fails
 inside it; a worker that crashes takes only its model with it. Results come back pickled, in the order of the
-models. Workers are forked when this process runs no other thread (a fork of a process with threads can deadlock),
-else started fresh.
+models. Workers are forked when this process runs no other thread (a fork of a process with threads can deadlock) but
+fsspec's event loop, else started fresh.
 """
 
 from __future__ import annotations
@@ -112,12 +112,16 @@ def supervised(
             worker.stop()
 
 
+FSSPEC_LOOP = "fsspecIO"  # fsspec's event-loop thread: fsspec makes a new loop in a forked child (at-fork hooks)
+
+
 def _context() -> Any:
+    """Fork (cheap: nothing to import again) when this process runs no other thread but fsspec's loop, on Linux."""
     import multiprocessing
     import threading
 
-    alone = threading.active_count() == 1
-    return multiprocessing.get_context("fork" if sys.platform == "linux" and alone else "spawn")
+    others = [t for t in threading.enumerate() if t is not threading.current_thread() and t.name != FSSPEC_LOOP]
+    return multiprocessing.get_context("fork" if sys.platform == "linux" and not others else "spawn")
 
 
 @dataclass(frozen=True)

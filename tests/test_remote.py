@@ -307,6 +307,34 @@ def test_a_registry_scan_maps_on_a_dask_cluster(s3: dict[str, str], monkeypatch:
         ]
 
 
+_FORKED_BESIDE_THE_LOOP = """
+import json, sys, threading
+from bncheck.config import Settings
+from bncheck.scanning import found_at, report_of, reports_of
+from bncheck.supervisor import FSSPEC_LOOP, _context
+
+settings = Settings()
+models = found_at(sys.argv[1], settings)
+loop = [thread.name == FSSPEC_LOOP for thread in threading.enumerate()]
+alone = [(r.path, r.errors, r.findings) for r in (report_of(model, settings) for model in models)]
+same = [[(r.path, r.errors, r.findings) for r in reports_of(models, settings, jobs=jobs)] == alone for jobs in (1, 2)]
+print(json.dumps([len(models), loop, _context().get_start_method(), same]))
+"""
+
+
+def test_workers_are_forked_beside_fsspecs_event_loop(http: RangeServer) -> None:
+    """A remote scan starts fsspec's event-loop thread; fsspec makes a new loop in a forked child, so the workers
+    are still forked, not started fresh (which imports bncheck, numpy and aiohttp again: 0.3 s a run), and read
+    as this process does."""
+    result = subprocess.run(
+        [sys.executable, "-c", _FORKED_BESIDE_THE_LOOP, f"{http.url}/keras"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    models, threads, method, same = json.loads(result.stdout)
+    assert models > 3 and sorted(threads) == [False, True]  # this thread and fsspec's loop
+    assert (method, same) == ("fork", [True, True])
+
+
 def test_jobs_give_the_output_of_one_process() -> None:
     one = run_cli("inspect", "fixtures", "--format", "json")
     two = run_cli("inspect", "fixtures", "--format", "json", "--jobs", "2")
