@@ -189,10 +189,7 @@ def s3_server(own_process: bool = False) -> Iterator[str]:
         code = f"from moto.server import main; main(['-H', '127.0.0.1', '-p', '{port}'])"
         server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            for _ in range(200):
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-                time.sleep(0.05)
+            _wait_for(port)
             yield f"http://127.0.0.1:{port}"
         finally:
             server.terminate()
@@ -210,6 +207,45 @@ def s3_server(own_process: bool = False) -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+GCS_ENV = {"GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}  # else gcsfs asks a gRPC control API each bucket's layout
+
+
+@contextlib.contextmanager
+def gcs_server(bucket: str) -> Iterator[str]:
+    """The gcp-storage-emulator's GCS JSON API on 127.0.0.1 (its own process, in memory, ``bucket`` created);
+    yields its endpoint URL, which gcsfs reads from STORAGE_EMULATOR_HOST."""
+    port = free_port()
+    command = [sys.executable, "-m", "gcp_storage_emulator", "start", "-H", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen(
+        [*command, "--in-memory", "--default-bucket", bucket, "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _wait_for(port: int) -> None:
+    for _ in range(400):
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def upload_gcs(endpoint: str, bucket: str, root: Path, prefix: str) -> None:
+    """Every file under ``root`` into ``bucket``, under ``prefix``, through gcsfs."""
+    from gcsfs.core import GCSFileSystem  # not the layout-asking one gcsfs exports by default (GCS_ENV)
+
+    fs = GCSFileSystem(endpoint_url=endpoint, token="anon")
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):  # (fs.put asks after every target: minutes)
+        fs.pipe_file(f"{bucket}/{prefix}/{path.relative_to(root).as_posix()}", path.read_bytes())
 
 
 def upload(endpoint: str, bucket: str, root: Path, prefix: str = "") -> None:

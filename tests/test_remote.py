@@ -1,6 +1,6 @@
-"""Models read from servers on 127.0.0.1: an HTTP server with Range support (counting what it sends) and
-moto's S3 server. A URL gives the report of the same file on disk; what goes wrong is exit 2 naming the
-URL and the reason; a Report pickles and a registry scan maps on a Dask cluster."""
+"""Models read from servers on 127.0.0.1: an HTTP server with Range support (counting what it sends), moto's
+S3 server and gcp-storage-emulator's GCS JSON API. A URL gives the report of the same file on disk; what goes
+wrong is exit 2 naming the URL and the reason; a Report pickles and a registry scan maps on a Dask cluster."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from bncheck.errors import InputError
 from bncheck.stores import Options
 
 from .conftest import FIXTURES, ROOT, run_cli
-from .servers import S3_ENV, RangeServer, free_port, range_server, s3_server, upload
+from .servers import GCS_ENV, S3_ENV, RangeServer, free_port, gcs_server, range_server, s3_server, upload, upload_gcs
 
 # One model of every format bncheck reads, as fixtures/ holds it (the last is a scan of a directory).
 MODELS = [
@@ -66,6 +66,14 @@ def s3() -> Iterator[dict[str, str]]:
         yield env
 
 
+@pytest.fixture(scope="module")
+def gcs() -> Iterator[dict[str, str]]:
+    """gcp-storage-emulator with fixtures/ uploaded under gs://models/fixtures/; the environment a user sets."""
+    with gcs_server(BUCKET) as endpoint:
+        upload_gcs(endpoint, BUCKET, FIXTURES, "fixtures")
+        yield {**GCS_ENV, "STORAGE_EMULATOR_HOST": endpoint}
+
+
 @cache
 def _on_disk(model: str) -> tuple[int, dict]:
     result = run_cli("inspect", f"fixtures/{model}", "--format", "json")
@@ -93,6 +101,19 @@ def test_a_url_on_s3_gives_the_report_of_the_file_on_disk(s3: dict[str, str], mo
     status, report, stderr = _inspect(f"s3://{BUCKET}/fixtures/{model}", f"s3://{BUCKET}/fixtures/", s3)
     assert (status, report) == _on_disk(model), stderr
     assert SECRET not in json.dumps(report) + stderr
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_url_on_gcs_gives_the_report_of_the_file_on_disk(gcs: dict[str, str], model: str) -> None:
+    status, report, stderr = _inspect(f"gs://{BUCKET}/fixtures/{model}", f"gs://{BUCKET}/fixtures/", gcs)
+    assert (status, report) == _on_disk(model), stderr
+
+
+def test_gcs_failures_name_the_url(gcs: dict[str, str]) -> None:
+    for url in (f"gs://{BUCKET}/fixtures/nothing.keras", "gs://no-such-bucket/model.keras"):
+        result = run_cli("inspect", url, env=gcs)
+        assert result.returncode == 2 and result.stderr.startswith(f"bncheck: error: {url}: "), result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_diff_takes_urls(s3: dict[str, str], http: RangeServer) -> None:
