@@ -187,13 +187,8 @@ def s3_server(own_process: bool = False) -> Iterator[str]:
     if own_process:
         port = free_port()
         code = f"from moto.server import main; main(['-H', '127.0.0.1', '-p', '{port}'])"
-        server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            _wait_for(port)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        with _serving([sys.executable, "-c", code], port) as endpoint:
+            yield endpoint
         return
     import logging
 
@@ -218,25 +213,25 @@ def gcs_server(bucket: str) -> Iterator[str]:
     yields its endpoint URL, which gcsfs reads from STORAGE_EMULATOR_HOST."""
     port = free_port()
     command = [sys.executable, "-m", "gcp_storage_emulator", "start", "-H", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen(
-        [*command, "--in-memory", "--default-bucket", bucket, "-q"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with _serving([*command, "--in-memory", "--default-bucket", bucket, "-q"], port) as endpoint:
+        yield endpoint
+
+
+@contextlib.contextmanager
+def _serving(command: list[str], port: int) -> Iterator[str]:
+    """A server started by ``command`` in its own process, once it listens on ``port``: its endpoint URL."""
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(port)
+        for _ in range(400):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError(f"{command[:3]}: nothing listens on port {port}")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def _wait_for(port: int) -> None:
-    for _ in range(400):
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 def upload_gcs(endpoint: str, bucket: str, root: Path, prefix: str) -> None:
