@@ -6,14 +6,16 @@ variable changed *within* tolerance when every element has |b - a| <= atol + rto
 (``change_atol``/``change_rtol``, both 0 by default), else it *changed*. Then the diff
 rules (``Kind.DIFF``) judge the pairs.
 
-Values stream as in inspect: a chunk of A's layers and their namesakes in B are loaded, measured and
-summarised before the next, so memory does not grow with the models (the report keeps Stats, not values).
+Values stream as in inspect: a chunk of A's layers and their namesakes in B are loaded and measured before
+the next, so memory does not grow with the values. The report keeps a Delta per variable and each side's layers
+as read (names, variables, hints), neither values nor Stats: ``bncheck inspect`` summarises one model.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from fnmatch import fnmatchcase
+from functools import lru_cache
 
 import numpy as np
 
@@ -25,7 +27,6 @@ from .grouping import natural_key
 from .layers import ROLES, BNLayer
 from .report import Report
 from .rules import DiffContext, DiffRule, Kind, of_kind
-from .stats import PackedStats
 
 _FLOAT_EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
 
@@ -60,36 +61,37 @@ def compare(
 
 
 def _paired(a: ModelFile, b: ModelFile, rtol: float, atol: float) -> tuple[Report, Report, list[LayerPair]]:
-    """Each side's layers (summarised) and the pairs, measured a chunk of A's layers and their namesakes in B at
-    a time, B's other layers after; each side's errors in the order of its layers."""
+    """Each side's layers as read (no values, no Stats: a diff measures changes; inspect summarises a model) and
+    the pairs, measured a chunk of A's layers and their namesakes in B at a time; a layer whose values cannot be
+    read stays unreadable, and each side's errors come in the order of its layers."""
     side_a, side_b = read_layers(a, load=False), read_layers(b, load=False)
-    in_b = {layer.name: layer for layer in side_b.layers}
-    done: tuple[dict[str, BNLayer], dict[str, BNLayer]] = ({}, {})  # per side: name -> loaded, summarised
+    named = ({layer.name: layer for layer in side_a.layers}, {layer.name: layer for layer in side_b.layers})
+    failed: tuple[dict[str, BNLayer], dict[str, BNLayer]] = ({}, {})  # per side: name -> unreadable layer
 
-    def load(model: ModelFile, layers: list[BNLayer]) -> list[BNLayer]:
-        return layers if model.errors else load_values(layers, model.path)[0]
+    def load(model: ModelFile, layers: list[BNLayer], side: int) -> list[BNLayer]:
+        loaded = layers if model.errors else load_values(layers, model.path)[0]
+        failed[side].update((layer.name, layer) for layer in loaded if layer.unreadable)
+        return loaded
+
+    def bare(layer: BNLayer, side: int) -> BNLayer:  # the layer as read, or unreadable
+        return failed[side].get(layer.name) or named[side][layer.name]
 
     pairs = []
     for chunk in chunks(side_a.layers):
-        mates = {layer.name: layer for layer in load(b, [in_b[x.name] for x in chunk if x.name in in_b])}
-        for layer in load(a, chunk):
-            done[0][layer.name] = _summarised(layer)
+        mates = {layer.name: layer for layer in load(b, [named[1][x.name] for x in chunk if x.name in named[1]], 1)}
+        for layer in load(a, chunk, 0):
             if layer.name in mates:
-                done[1][layer.name] = _summarised(mates[layer.name])
                 pair = pair_layers(layer, mates[layer.name], rtol, atol)
-                pairs.append(replace(pair, a=done[0][layer.name], b=done[1][layer.name]))
-    for chunk in chunks([layer for layer in side_b.layers if layer.name not in done[1]]):
-        done[1].update((layer.name, _summarised(layer)) for layer in load(b, chunk))
+                pairs.append(replace(pair, a=bare(layer, 0), b=bare(layer, 1)))
+    paired = {pair.name for pair in pairs}
+    for chunk in chunks([layer for layer in side_b.layers if layer.name not in paired]):
+        load(b, chunk, 1)  # read for its errors
     sides = []
     for side, (report, model) in enumerate(((side_a, a), (side_b, b))):
-        layers = [done[side].get(layer.name, layer) for layer in report.layers]
-        failed = [layer.unreadable for layer in layers if layer.unreadable]
-        sides.append(replace(report, layers=layers, errors=[*model.errors, *failed]))
+        layers = [failed[side].get(layer.name, layer) for layer in report.layers]
+        errors = [layer.unreadable for layer in layers if layer.unreadable]
+        sides.append(replace(report, layers=layers, errors=[*model.errors, *errors]))
     return sides[0], sides[1], pairs
-
-
-def _summarised(layer: BNLayer) -> BNLayer:
-    return layer.summarised(PackedStats(layer.stats)) if layer.values else layer
 
 
 def pair_layers(a: BNLayer, b: BNLayer, rtol: float = 0.0, atol: float = 0.0) -> LayerPair:
@@ -118,7 +120,7 @@ def _delta(a: BNLayer, b: BNLayer, role: str, rtol: float, atol: float) -> Delta
     x = np.asarray(a.values[role], dtype=np.float64).ravel()
     y = np.asarray(b.values[role], dtype=np.float64).ravel()
     if np.array_equal(x.view(np.uint64), y.view(np.uint64)):
-        return Delta("identical", 0.0, 0.0, shape_a, shape_b)
+        return _identical(shape_a)
     with np.errstate(invalid="ignore", over="ignore"):
         change = np.abs(y - x)
         same = (x == y) | (np.isnan(x) & np.isnan(y))
@@ -129,6 +131,11 @@ def _delta(a: BNLayer, b: BNLayer, role: str, rtol: float, atol: float) -> Delta
     max_rel = max_abs / scale if max_abs is not None and scale > 0 else None
     nonfinite = int(np.count_nonzero(~finite & ~same))
     return Delta("changed" if beyond.any() else "within", max_abs, max_rel, shape_a, shape_b, nonfinite)
+
+
+@lru_cache(maxsize=1024)  # one Delta per shape: a diff of two checkpoints of a frozen model makes 80,000 of them
+def _identical(shape: tuple[int, ...]) -> Delta:
+    return Delta("identical", 0.0, 0.0, shape, shape)
 
 
 def _max_abs(x: np.ndarray) -> float:

@@ -62,7 +62,7 @@ class LayerPair:
 class DiffReport:
     """The outcome of comparing the BN state of two models A and B."""
 
-    a: Report  # each side's layers with values; no findings
+    a: Report  # each side's layers as read (an unreadable one says why): no values, Stats or findings
     b: Report
     pairs: list[LayerPair] = field(default_factory=list)
     only_a: list[str] = field(default_factory=list)  # BN layers removed in B
@@ -81,14 +81,15 @@ class DiffReport:
 
     def parted(self) -> tuple[DiffReport, dict[str, list[Any]]]:
         """This report without its long lists, and the lists: how a worker process sends it (supervisor.py).
-        A pair names its two layers by their places in the sides' lists, which are sent once."""
-        a, b = ({id(layer): i for i, layer in enumerate(side.layers)} for side in (self.a, self.b))
-        pairs = [(p.name, a[id(p.a)], b[id(p.b)], p.deltas, p.variance_ratio, p.bessel) for p in self.pairs]
+        A pair names its two layers by its name (comparison pairs a side's layers by their unique names), so
+        each layer is sent once and no table of places is built."""
+        pairs = [(p.name, p.deltas, p.variance_ratio, p.bessel) for p in self.pairs]
         skeleton = replace(self, a=replace(self.a, layers=[]), b=replace(self.b, layers=[]), pairs=[])
         return skeleton, {"a": self.a.layers, "b": self.b.layers, "pairs": pairs}
 
     def joined(self, parts: dict[str, list[Any]]) -> DiffReport:
-        """The report :meth:`parted` split, whole again."""
+        """The report :meth:`parted` split, whole again: each pair holding the very layers of its sides."""
         a, b = parts.get("a", []), parts.get("b", [])
-        pairs = [LayerPair(name, a[i], b[j], *rest) for name, i, j, *rest in parts.get("pairs", [])]
+        in_a, in_b = {layer.name: layer for layer in a}, {layer.name: layer for layer in b}
+        pairs = [LayerPair(name, in_a[name], in_b[name], *rest) for name, *rest in parts.get("pairs", [])]
         return replace(self, a=replace(self.a, layers=a), b=replace(self.b, layers=b), pairs=pairs)

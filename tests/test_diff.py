@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from bncheck.config import Settings, Thresholds
 from bncheck.deltas import DiffReport
 from bncheck.facts import Variable
 from bncheck.layers import BNLayer
+from bncheck.readers.bundle_index import BundleIndex
 from bncheck.render.json import render_diff
 from bncheck.report import Report
 from bncheck.rules import RULES, DiffContext, Kind
@@ -266,6 +268,30 @@ def test_unreadable_data_is_exit_2(tmp_path: Path) -> None:
     assert {layer["gamma"]["status"] for layer in report["layers"]} == {"not read"}
 
 
+def test_layers_whose_values_cannot_be_read_are_named_in_the_errors(tmp_path: Path) -> None:
+    """A copy of B with a damaged tensor in a paired layer and one in the layer only B has: both layers are
+    unreadable on side B (the pair's deltas 'not read'), the errors name each, the others compare as ever."""
+    damaged = tmp_path / "b"
+    shutil.copytree(DIFF / "bn_added" / "b", damaged)
+    index = BundleIndex(str(next(damaged.glob("*.index"))))
+    data = next(damaged.glob("*.data-*"))
+    raw = bytearray(data.read_bytes())
+    for name in ("batch_normalization_1/gamma", "batch_normalization_2/moving_mean"):
+        raw[index._entry(name).offset] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    report = bncheck.diff(str(DIFF / "bn_added" / "a"), str(damaged))
+    unreadable = {layer.name for layer in report.b.layers if layer.unreadable}
+    assert unreadable == {"batch_normalization_1", "batch_normalization_2"}
+    assert len(report.b.errors) == 2 and all("checksum mismatch" in error for error in report.b.errors)
+    assert not report.a.errors and not any(layer.unreadable for layer in report.a.layers)
+    pairs = {pair.name: pair for pair in report.pairs}
+    assert {d.status for d in pairs["batch_normalization_1"].deltas.values()} == {"not read"}
+    assert pairs["batch_normalization_1"].b is next(x for x in report.b.layers if x.name == "batch_normalization_1")
+    assert {d.status for d in pairs["batch_normalization"].deltas.values()} != {"not read"}
+    _, code = diff_json(DIFF / "bn_added" / "a", damaged)
+    assert code == 2
+
+
 def test_output_file(tmp_path: Path) -> None:
     out = tmp_path / "diff.json"
     a, b = str(DIFF / "bn_added" / "a"), str(DIFF / "bn_added" / "b")
@@ -349,15 +375,20 @@ def test_a_removed_gamma_is_not_training() -> None:
     assert trained.message.startswith("gamma by up to 0.25")
 
 
-def test_diff_streams_values_and_keeps_their_summaries() -> None:
-    """A chunk of layers at a time: the report holds each side's Stats, no values (memory bounded), and the
-    deltas are those of the values (a checkpoint against itself: every layer identical)."""
+def test_diff_streams_values_and_keeps_only_the_changes() -> None:
+    """A chunk of layers at a time: the report holds each side's layers as read, neither values nor Stats
+    (memory bounded: inspect summarises a model), and the deltas are those of the values (a checkpoint against
+    itself: every layer identical)."""
     prefix = str(next((FIXTURES / "tf1_many_vars").glob("*.index")))[: -len(".index")]
     report = bncheck.diff(prefix, prefix)
     assert len(report.pairs) > 100
     for side in (report.a, report.b):
-        assert all(not layer.values and layer.stats for layer in side.layers)
-    assert all(pair.identical and not pair.a.values and pair.a.stats == pair.b.stats for pair in report.pairs)
+        assert all(not layer.values and not layer.stats and not layer.unreadable for layer in side.layers)
+    assert all(pair.identical and pair.a.variables.keys() == pair.b.variables.keys() for pair in report.pairs)
+    inspected = {layer.name: layer.channels for layer in bncheck.inspect(prefix).layers}
+    assert {pair.name: pair.deltas["gamma"].shape_a for pair in report.pairs} == {
+        name: (channels,) for name, channels in inspected.items()
+    }
 
 
 @pytest.mark.parametrize(
@@ -380,8 +411,8 @@ def test_a_diff_from_a_worker_comes_back_in_parts_as_it_was(
     assert len(sent.a.layers) > part and len(sent.pairs) > part
     assert _json(sent) == _json(alone)
     for side, mine in ((sent.a, alone.a), (sent.b, alone.b)):
-        assert [(x.name, x.variables.keys(), dict(x.stats)) for x in side.layers] == [
-            (x.name, x.variables.keys(), dict(x.stats)) for x in mine.layers
+        assert [(x.name, x.variables.keys(), x.hints, x.unreadable) for x in side.layers] == [
+            (x.name, x.variables.keys(), x.hints, x.unreadable) for x in mine.layers
         ]
     a_layers, b_layers = {id(x) for x in sent.a.layers}, {id(x) for x in sent.b.layers}
     assert all(id(pair.a) in a_layers and id(pair.b) in b_layers for pair in sent.pairs)

@@ -116,7 +116,10 @@ class Bundle(BundleIndex):
         values: list[Any] = [None] * len(names)
         pieces: list[_Piece] = []
         for position, name in enumerate(names):
-            row = self._rows[name]
+            row = self._row(name)
+            if row is None:
+                values[position] = self.read(name)  # raises as read() does
+                continue
             shard, offset, size, crc, code = self._numbers[5 * row : 5 * row + 5]
             shape = self._shape_column[row]
             dtype = self._dtypes.get(code)
