@@ -62,7 +62,7 @@ def supervised(
 
     context = _context()
     queue, results, workers = deque(enumerate(items)), {}, []
-    following = 0
+    following, again = 0, set()  # again: items whose worker ended before they began, given to another
     try:
         while following < len(items):
             for worker in [w for w in workers if not w.pending and not w.process.is_alive()]:
@@ -96,6 +96,12 @@ def supervised(
                 if outcome is None and (seconds := worker.left(limits.timeout)) is not None and seconds <= 0:
                     outcome = Failed(_overdue(worker.library, shown(items[index]), limits.timeout))
                 if outcome is None:
+                    continue
+                if isinstance(outcome, _Ended) and not worker.begun and index not in again:
+                    again.add(index)  # it ended between models (killed from outside): none of them began
+                    queue.extendleft(reversed(worker.pending))  # to another worker; a second time it fails
+                    worker.kill()
+                    workers.remove(worker)
                     continue
                 if isinstance(outcome, _Ended):
                     outcome = Failed(outcome.message(worker.library, shown(items[index]), limits))

@@ -229,6 +229,54 @@ def test_the_models_given_ahead_to_a_worker_that_crashes_go_to_another_once(tmp_
     assert sorted(begun) == list(range(40))  # each read once, a crashed one included
 
 
+def _logs_and_ends_before_the_next(item: tuple[str, int]) -> int:
+    """Item 2, 7, 12...: its worker ends once it has sent the result, as it would be to begin the next model
+    (killed from outside between two models: by the kernel's OOM killer, say)."""
+    log, number = item
+    with open(log, "a") as stream:
+        stream.write(f"{number}\n")
+    if number % 5 == 2:
+        from multiprocessing.connection import Connection
+
+        send = Connection.send
+
+        def send_or_end(self: Connection, obj: object) -> None:
+            if obj == ("begin", None):
+                os._exit(0)
+            send(self, obj)
+
+        Connection.send = send_or_end  # type: ignore[method-assign]
+    return number
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_model_whose_worker_ended_before_it_began_goes_to_another(tmp_path: Path, jobs: int) -> None:
+    """A worker that ends between two models (after a result, before the next began) says nothing about the
+    next one, which was given to it ahead: another worker reads it, and no model is reported as having crashed."""
+    log = str(tmp_path / "log")
+    items = [(log, number) for number in range(30)]
+    assert list(supervised(items, _logs_and_ends_before_the_next, str, jobs, Limits(timeout=5.0))) == list(range(30))
+    assert sorted(int(line) for line in Path(log).read_text().split()) == list(range(30))  # each read once
+
+
+class _EndsTheWorkerThatReceivesIt:
+    """An item whose worker ends as it receives it, before it can begin."""
+
+    def __init__(self) -> None:
+        self.parent = os.getpid()
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        if os.getpid() != state["parent"]:
+            os._exit(0)
+        self.__dict__.update(state)
+
+
+def test_a_model_that_no_worker_can_begin_fails_after_a_second_worker() -> None:
+    """Given to another worker once, not forever: the second time its worker ends, it is reported."""
+    (outcome,) = supervised([_EndsTheWorkerThatReceivesIt()], str, lambda _: "model", 1, Limits(timeout=5.0))
+    assert isinstance(outcome, Failed) and "crashed reading model (exit status 0)" in outcome.message
+
+
 def test_time_waiting_for_the_network_is_not_counted() -> None:
     assert list(supervised([5], _waits_for_the_network, str, 1, Limits(timeout=1.0))) == [5]
 
