@@ -1,5 +1,6 @@
 """Servers on 127.0.0.1 for the remote-input tests: an HTTP file server with Range support that counts what it
-sends, and moto's S3 server. Nothing leaves the machine."""
+sends, moto's S3 server, gcp-storage-emulator's GCS API and Azurite's Azure Blob service. Nothing leaves the
+machine."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import html
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -215,6 +217,44 @@ def gcs_server(bucket: str) -> Iterator[str]:
     command = [sys.executable, "-m", "gcp_storage_emulator", "start", "-H", "127.0.0.1", "--port", str(port)]
     with _serving([*command, "--in-memory", "--default-bucket", bucket, "-q"], port) as endpoint:
         yield endpoint
+
+
+# Azurite's account and key: the development storage account every Azure emulator has (public, documented)
+AZURE_ACCOUNT = "devstoreaccount1"
+AZURE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+AZURITE_CACHE = Path.home() / ".cache" / "bncheck-azurite"  # where .ci/run installs it (npm --prefix)
+AZURITE_INSTALL = f"npm install --no-save --prefix {AZURITE_CACHE} azurite@3.35.0"
+
+
+def azure_connection(endpoint: str, key: str = AZURE_KEY) -> str:
+    """The connection string of Azurite's account at ``endpoint``, as a user sets AZURE_STORAGE_CONNECTION_STRING."""
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURE_ACCOUNT};AccountKey={key};"
+        f"BlobEndpoint={endpoint}/{AZURE_ACCOUNT};"
+    )
+
+
+@contextlib.contextmanager
+def azurite_server() -> Iterator[str]:
+    """Azurite's Blob service on 127.0.0.1 (Node.js, its own process, in memory, no telemetry); yields its
+    endpoint URL. Azurite comes from npm: on PATH, or installed by AZURITE_INSTALL (what .ci/run does)."""
+    command = shutil.which("azurite-blob") or str(AZURITE_CACHE / "node_modules" / ".bin" / "azurite-blob")
+    if not Path(command).exists():
+        raise RuntimeError(f"the Azure tests need Azurite, from npm: {AZURITE_INSTALL}")
+    port = free_port()
+    flags = ["--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--silent"]
+    with _serving([command, "--blobHost", "127.0.0.1", "--blobPort", str(port), *flags], port) as endpoint:
+        yield endpoint
+
+
+def upload_azure(connection: str, container: str, root: Path, prefix: str) -> None:
+    """Every file under ``root`` into ``container`` (created), under ``prefix``, through adlfs."""
+    from adlfs import AzureBlobFileSystem
+
+    fs = AzureBlobFileSystem(connection_string=connection)
+    fs.mkdir(container)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        fs.pipe_file(f"{container}/{prefix}/{path.relative_to(root).as_posix()}", path.read_bytes())
 
 
 @contextlib.contextmanager

@@ -70,7 +70,16 @@ _REASONS = (  # exception class names, anywhere in its MRO -> the reason shown
     (("FileNotFoundError", "NoSuchKey", "NoSuchBucket", "EntryNotFoundError", "RepositoryNotFoundError"), "not found"),
     (("PermissionError", "AccessDenied", "GatedRepoError"), "access denied (check the credentials)"),
     (("TimeoutError", "ServerTimeoutError", "ConnectTimeoutError", "ReadTimeoutError", "FSTimeoutError"), None),
-    (("ClientConnectorError", "EndpointConnectionError", "ConnectionError", "ServerDisconnectedError"), "unreachable"),
+    (  # (ServiceRequestError: azure-core's, the request never reached the service)
+        (
+            "ClientConnectorError",
+            "EndpointConnectionError",
+            "ConnectionError",
+            "ServerDisconnectedError",
+            "ServiceRequestError",
+        ),
+        "unreachable",
+    ),
 )
 
 
