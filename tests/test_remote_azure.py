@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,12 +14,17 @@ from .test_remote import BUCKET, MODELS, _inspect, _on_disk
 
 
 @pytest.fixture(scope="module")
-def azure() -> Iterator[dict[str, str]]:
-    """Azurite with fixtures/ uploaded under az://models/fixtures/; the environment a user sets."""
+def azurite() -> Iterator[str]:
+    """Azurite with fixtures/ uploaded under az://models/fixtures/: its endpoint."""
     with azurite_server() as endpoint:
-        connection = azure_connection(endpoint)
-        upload_azure(connection, BUCKET, FIXTURES, "fixtures")
-        yield {"AZURE_STORAGE_CONNECTION_STRING": connection}
+        upload_azure(azure_connection(endpoint), BUCKET, FIXTURES, "fixtures")
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def azure(azurite: str) -> dict[str, str]:
+    """The environment a user sets for it."""
+    return {"AZURE_STORAGE_CONNECTION_STRING": azure_connection(azurite)}
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -30,13 +34,13 @@ def test_a_url_on_azure_gives_the_report_of_the_file_on_disk(azure: dict[str, st
     assert AZURE_KEY not in json.dumps(report) + stderr
 
 
-def test_azure_failures_name_the_url_and_never_the_key(azure: dict[str, str]) -> None:
+def test_azure_failures_name_the_url_and_never_the_key(azurite: str, azure: dict[str, str]) -> None:
     cases = {
         f"az://{BUCKET}/fixtures/nothing.keras": ("no such file", azure),
         "az://no-such-container/model.keras": ("no such file", azure),
         f"abfs://{BUCKET}/fixtures/tf1_no_control_deps": (
             "access denied (HTTP 403",
-            {"AZURE_STORAGE_CONNECTION_STRING": azure_connection(_endpoint(azure), "d3Jvbmc=" * 11)},
+            {"AZURE_STORAGE_CONNECTION_STRING": azure_connection(azurite, "d3Jvbmc=" * 11)},
         ),
     }
     for url, (reason, env) in cases.items():
@@ -49,12 +53,7 @@ def test_a_diff_of_a_blob_and_a_file(azure: dict[str, str]) -> None:
     a, b = "torch/diff/base.pt", "torch/diff/finetuned_eval.pt"
     disk = run_cli("diff", f"fixtures/{a}", f"fixtures/{b}", "--format", "json", "--frozen", "*")
     remote = run_cli(
-        "diff", f"az://{BUCKET}/fixtures/{a}", str(Path("fixtures") / b), "--format", "json", "--frozen", "*", env=azure
+        "diff", f"az://{BUCKET}/fixtures/{a}", f"fixtures/{b}", "--format", "json", "--frozen", "*", env=azure
     )
     assert remote.returncode == disk.returncode == 1, remote.stderr  # BN202: a frozen layer changed
     assert json.loads(remote.stdout.replace(f"az://{BUCKET}/fixtures/", "fixtures/")) == json.loads(disk.stdout)
-
-
-def _endpoint(env: dict[str, str]) -> str:
-    blob = next(part for part in env["AZURE_STORAGE_CONNECTION_STRING"].split(";") if part.startswith("BlobEndpoint="))
-    return blob.removeprefix("BlobEndpoint=").rsplit("/", 1)[0]
